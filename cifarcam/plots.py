@@ -1,0 +1,25 @@
+"""Figures: Grad-CAM grids for the reports."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def cam_grid(rows, path, title):
+    """One figure of labelled rows; each row is (label, [(image_uint8, caption), ...]), row by row."""
+    columns = max(len(cells) for _, cells in rows) or 1
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 2.2 * len(rows)), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for row_axes, (label, cells) in zip(axes, rows):
+        row_axes[0].set_title(label, loc="left", fontsize=9, fontweight="bold", pad=14)
+        if not cells:
+            row_axes[0].text(0.5, 0.5, "none in the test set", ha="center", va="center", fontsize=8)
+        for axis, (image, caption) in zip(row_axes, cells):
+            axis.imshow(image, interpolation="bilinear")
+            axis.text(0.5, -0.08, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)

@@ -1,0 +1,35 @@
+"""Stage download: CIFAR-10 from `download.source` to data/raw/cifar10.npz (uint8 images, labels, class names)."""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cifarcam import download, readers
+from cifarcam.data import save_arrays
+from cifarcam.errors import run_stage
+from cifarcam.files import atomic_output
+from cifarcam.params import load_section
+
+OUTPUT = Path("data/raw/cifar10.npz")
+
+
+def main():
+    params = load_section("download")
+    source = params["source"]
+    with tempfile.TemporaryDirectory(prefix="cifar10-download-") as scratch:
+        if download.is_url(source):
+            path = download.fetch(
+                source, Path(scratch) / Path(source).name, retries=params["retries"], timeout_s=params["timeout_s"]
+            )
+        else:
+            path = download.local_path(source)
+        print(f"reading {path}")
+        x_train, y_train, x_test, y_test, classes = readers.read_source(path, download.md5_of, params["md5"])
+    with atomic_output(OUTPUT) as partial:
+        save_arrays(partial, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=np.array(classes))
+    print(f"{len(x_train)} training and {len(x_test)} test images of {len(classes)} classes -> {OUTPUT}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

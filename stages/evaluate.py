@@ -1,0 +1,66 @@
+"""Stage evaluate: both models on the official test set.
+
+Writes reports/metrics.json (DVC metrics), reports/evaluation.json (per-class scores and the
+most confused pairs), reports/confusion/<variant>.csv (DVC confusion plots) and
+reports/results.md (the study's table).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cifarcam import metrics, models
+from cifarcam.data import VARIANTS, load_prepared
+from cifarcam.errors import run_stage
+from cifarcam.files import atomic_output
+
+REPORTS = Path("reports")
+
+
+def main():
+    scores, details, confusions = {}, {}, {}
+    for variant in VARIANTS:
+        data = load_prepared(Path("data/prepared") / f"{variant}.npz")
+        model = models.load(Path("models") / f"{variant}.keras")
+        predicted = model.predict(data["x_test"], batch_size=500, verbose=0).argmax(axis=1)
+        truth, classes = data["y_test"], data["classes"]
+        scores[variant] = metrics.summary(truth, predicted) | {"test_images": int(len(truth))}
+        details[variant] = {
+            "per_class": metrics.per_class(truth, predicted, classes),
+            "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),
+        }
+        confusions[variant] = pd.DataFrame({"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]})
+        print(f"{variant}: accuracy {scores[variant]['accuracy']:.4f}, weighted F1 {scores[variant]['f1']:.4f}")
+    write_reports(scores, details, confusions)
+
+
+def write_reports(scores, details, confusions):
+    with atomic_output(REPORTS / "confusion") as folder:
+        folder.mkdir()
+        for variant, frame in confusions.items():
+            frame.to_csv(folder / f"{variant}.csv", index=False)
+    with atomic_output(REPORTS / "evaluation.json") as path:
+        path.write_text(json.dumps(details, indent=2) + "\n")
+    with atomic_output(REPORTS / "results.md") as path:
+        path.write_text(results_markdown(scores, details))
+    with atomic_output(REPORTS / "metrics.json") as path:
+        path.write_text(json.dumps(scores, indent=2) + "\n")
+
+
+def results_markdown(scores, details):
+    table = metrics.markdown_table({VARIANTS[v]: s for v, s in scores.items()})
+    lines = ["# Test-set results", "", "Weighted averages over the ten classes, as the study reports them.", "", table, ""]
+    for variant, detail in details.items():
+        lines += [f"## {VARIANTS[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
+        lines += [
+            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |" for name, c in detail["per_class"].items()
+        ]
+        pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} ({p['count']})" for p in detail["most_confused_pairs"])
+        lines += ["", f"Most confused pairs (test images either way): {pairs}", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run_stage(main)

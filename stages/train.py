@@ -1,0 +1,25 @@
+"""Stages train_gray and train_rgb: `python -m stages.train gray|rgb` trains on data/prepared/<variant>.npz."""
+
+import sys
+from pathlib import Path
+
+from cifarcam.data import VARIANTS, load_prepared
+from cifarcam.errors import PipelineError, run_stage
+from cifarcam.files import atomic_output
+from cifarcam.params import load_section
+from cifarcam.train import train
+
+
+def main():
+    variant = sys.argv[1] if len(sys.argv) == 2 else None
+    if variant not in VARIANTS:
+        raise PipelineError("usage: python -m stages.train gray|rgb")
+    params = load_section(f"train_{variant}")
+    data = load_prepared(Path("data/prepared") / f"{variant}.npz")
+    model = train(data, params, live_dir=Path("reports/train") / variant)
+    with atomic_output(Path("models") / f"{variant}.keras") as partial:
+        model.save(partial)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -7,11 +7,18 @@ import tensorflow as tf
 
 
 def last_feature_map_layer(model):
-    """The last layer whose output is a 4-D feature map: where Grad-CAM looks."""
-    for layer in reversed(model.layers):
-        if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer):
-            return layer
-    raise ValueError(f"model {model.name} has no convolutional feature map for Grad-CAM")
+    """The layer Grad-CAM looks at: the last 4-D output at the resolution of the last convolution.
+
+    That is the last convolution itself, or what follows it at the same size (batch norm, an
+    activation, a residual sum), but never a pooled map: after pooling a 32x32 input four times
+    only 2x2 positions are left to point at.
+    """
+    maps = [layer for layer in model.layers if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)]
+    convolutions = [layer for layer in maps if isinstance(layer, keras.layers.Conv2D)]
+    if not convolutions:
+        raise ValueError(f"model {model.name} has no convolution for Grad-CAM to look at")
+    size = convolutions[-1].output.shape[1:3]
+    return [layer for layer in maps if layer.output.shape[1:3] == size][-1]
 
 
 def gradcam(model, images, class_indices, logits_layer="logits"):

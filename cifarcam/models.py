@@ -12,7 +12,7 @@ from cifarcam.errors import PipelineError
 NUM_CLASSES = 10
 
 
-def seed_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128)):
+def seed_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 256)):
     """The study's grayscale CNN: Conv+ReLU+MaxPool stacks, global average pooling, dropout."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs

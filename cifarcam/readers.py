@@ -6,6 +6,7 @@ unpickled only after its checksum is verified, and then with an unpickler that b
 but NumPy arrays.
 """
 
+import codecs
 import io
 import pickle
 import re
@@ -132,6 +133,10 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        # Python 3 pickles (protocols 0-2 and 5) store bytes and arrays through these two:
+        ("_codecs", "encode"): codecs.encode,
+        ("numpy.core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
     }
 
     def find_class(self, module, name):

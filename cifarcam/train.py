@@ -47,7 +47,6 @@ def train(data, params, live_dir):
         monitor="val_loss", patience=params["patience"], restore_best_weights=True
     )
     with Live(live_dir, dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params(params)
         started = time.perf_counter()
         history = model.fit(
             data["x_train"],

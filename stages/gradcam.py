@@ -22,7 +22,7 @@ def main():
             model = models.load(Path("models") / f"{variant}.keras")
             rows = explain(model, data, params["classes"], params["images_per_row"])
             plots.cam_grid(rows, folder / f"{variant}_cam.png", f"Grad-CAM, {title} (caption: true → predicted, p)")
-            print(f"{variant}: {sum(len(cells) for _, cells in rows)} Grad-CAM images -> {folder.name}/{variant}_cam.png")
+            print(f"{variant}: {sum(len(cells) for _, cells in rows)} Grad-CAM images -> reports/cam/{variant}_cam.png")
 
 
 def explain(model, data, class_names, per_row):

@@ -1,0 +1,106 @@
+"""A throwaway copy of this project in its own git + DVC repository, driven through the real CLIs."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("cifarcam", "stages", "dvc.yaml", "params.yaml")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SHARED_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def make_image_folder_archive(path, train_per_class=10, test_per_class=2, seed=0):
+    """A CIFAR-10-shaped tar.gz of PNGs (cifar10/{train,test}/<class>/NNNN.png), each class its own tint."""
+    rng = np.random.default_rng(seed)
+    staging = path.parent / (path.name + ".staging")
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for label, name in enumerate(CLASSES):
+            folder = staging / "cifar10" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                image = rng.integers(0, 60, (32, 32, 3)) + np.array([label * 20, 200 - label * 20, label * 10])
+                cv2.imwrite(str(folder / f"{index:04d}.png"), np.clip(image, 0, 255).astype(np.uint8))
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(staging / "cifar10", arcname="cifar10")
+    shutil.rmtree(staging)
+    return path
+
+
+class Project:
+    def __init__(self, path):
+        self.path = path
+        self.env = os.environ | {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "DVC_NO_ANALYTICS": "1",
+        }
+
+    @classmethod
+    def create(cls, path, **params):
+        path.mkdir(parents=True, exist_ok=True)
+        for name in PROJECT_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, path / name)
+        project = cls(path)
+        project.git("init", "-q")
+        project.git("config", "user.email", "tests@example.com")
+        project.git("config", "user.name", "tests")
+        project.dvc("init", "-q")
+        project.set_params(**params)
+        project.commit("project")
+        return project
+
+    def run(self, *command, check=True):
+        result = subprocess.run(command, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def git(self, *args, **kwargs):
+        return self.run("git", *args, **kwargs)
+
+    def dvc(self, *args, **kwargs):
+        return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
+
+    def repro(self, *args, **kwargs):
+        """`dvc repro`; returns the result with `.stages`, the names of the stages that ran, in order."""
+        result = self.dvc("repro", *args, **kwargs)
+        result.stages = re.findall(r"^Running stage '([\w@-]+)'", result.stdout, re.MULTILINE)
+        return result
+
+    def set_params(self, **dotted):
+        """Set params.yaml values by dotted key: set_params(**{"train_rgb.epochs": 2})."""
+        params = yaml.safe_load((self.path / "params.yaml").read_text())
+        for key, value in dotted.items():
+            section, name = key.split(".")
+            params[section][name] = value
+        (self.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def commit(self, message):
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+
+
+def tiny_params(source):
+    """Parameters for a run of seconds: a few images per class, one epoch."""
+    return {
+        "download.source": str(source),
+        "preprocess.max_per_class": None,
+        "train_gray.epochs": 1,
+        "train_rgb.epochs": 1,
+        "train_gray.batch_size": 8,
+        "train_rgb.batch_size": 8,
+        "gradcam.images_per_row": 2,
+    }

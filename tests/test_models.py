@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from cifarcam import models
+
+
+@pytest.mark.parametrize("arch, channels", [("seed_gray_cnn", 1), ("seed_rgb_cnn", 3)])
+def test_seed_networks_give_class_probabilities_from_a_logits_layer(arch, channels):
+    model = models.build(arch, (32, 32, channels), dropout=0.5)
+    probabilities = model.predict(np.random.default_rng(0).random((4, 32, 32, channels)), verbose=0)
+    assert probabilities.shape == (4, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert model.get_layer("logits").units == 10
+
+
+def test_rgb_network_has_the_studys_widths_two_convolutions_each():
+    model = models.build("seed_rgb_cnn", (32, 32, 3), dropout=0.5)
+    widths = [layer.filters for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert widths == [32, 32, 64, 64, 128, 128, 256, 256]
+
+
+def test_an_unknown_architecture_names_the_choices():
+    with pytest.raises(ValueError, match="seed_rgb_cnn"):
+        models.build("resnet1000", (32, 32, 3), dropout=0.5)
+
+
+def test_a_saved_model_loads_back_with_the_same_predictions(tmp_path):
+    model = models.build("seed_gray_cnn", (32, 32, 1), dropout=0.5)
+    model.save(tmp_path / "gray.keras")
+    images = np.random.default_rng(1).random((3, 32, 32, 1)).astype("float32")
+    loaded = models.load(tmp_path / "gray.keras")
+    assert np.allclose(model.predict(images, verbose=0), loaded.predict(images, verbose=0), atol=1e-6)

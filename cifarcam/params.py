@@ -1,23 +1,100 @@
-"""Read one stage's section of params.yaml."""
+"""Read params.yaml, checking every parameter of every stage before any stage does work."""
 
+import math
+import re
 from pathlib import Path
 
 import yaml
 
 from cifarcam.errors import PipelineError
+from cifarcam.readers import CLASSES
+
+ARCHITECTURES = ("seed_gray_cnn", "seed_rgb_cnn")  # cifarcam.models.ARCHITECTURES; a test keeps them equal
+
+
+def _integer(low):
+    return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low, f"an integer ≥ {low}")
+
+
+def _number(check, allowed):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and check(v), allowed)
+
+
+def _optional(rule):
+    return lambda v: (True, "") if v is None else (rule(v)[0], f"null or {rule(v)[1]}")
+
+
+def _choice(options):
+    return lambda v: (v in options, f"one of {', '.join(options)}")
+
+
+def _text(v):
+    return isinstance(v, str) and v.strip() != "", "a non-empty string"
+
+
+def _md5(v):
+    return isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{32}", v) is not None, "32 hexadecimal digits"
+
+
+def _class_list(v):
+    ok = isinstance(v, list) and v and all(name in CLASSES for name in v)
+    return ok, f"a non-empty list of CIFAR-10 classes ({', '.join(CLASSES)})"
+
+
+_TRAIN = {
+    "arch": _choice(ARCHITECTURES),
+    "epochs": _integer(1),
+    "batch_size": _integer(1),
+    "learning_rate": _number(lambda v: v > 0, "a number > 0"),
+    "dropout": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "patience": _integer(0),
+    "seed": _integer(0),
+}
+SCHEMA = {
+    "download": {
+        "source": _text,
+        "md5": _optional(_md5),
+        "retries": _integer(1),
+        "timeout_s": _number(lambda v: v > 0, "a number > 0"),
+    },
+    "preprocess": {
+        "val_fraction": _number(lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "seed": _integer(0),
+        "max_per_class": _optional(_integer(1)),
+    },
+    "train_gray": _TRAIN,
+    "train_rgb": _TRAIN,
+    "gradcam": {"classes": _class_list, "images_per_row": _integer(1)},
+}
+
+
+def validate(params, path="params.yaml"):
+    """Raise a one-line PipelineError for the first wrong, missing or unknown key."""
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path} must map stage names to sections: restore it from git")
+    for section in params.keys() - SCHEMA.keys():
+        raise PipelineError(f"{path}: unknown section '{section}'; the sections are {', '.join(SCHEMA)}")
+    for section, rules in SCHEMA.items():
+        values = params.get(section)
+        if not isinstance(values, dict):
+            raise PipelineError(f"{path} has no '{section}' section: restore it from git")
+        for key in values.keys() - rules.keys():
+            raise PipelineError(f"{path}: unknown key {section}.{key}; {section} takes {', '.join(rules)}")
+        for key, rule in rules.items():
+            if key not in values:
+                raise PipelineError(f"{path}: {section}.{key} is missing; add it (see the README's parameter table)")
+            ok, allowed = rule(values[key])
+            if not ok:
+                raise PipelineError(f"{path}: {section}.{key} must be {allowed}, got {values[key]!r}")
+    return params
 
 
 def load_section(section, path="params.yaml"):
+    """One stage's section, after checking the whole file."""
     try:
         params = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise PipelineError(f"{path} not found: run the stage from the repository root") from None
     except yaml.YAMLError as error:
-        raise PipelineError(f"{path} is not valid YAML: {_one_line(error)}") from None
-    if not isinstance(params, dict) or not isinstance(params.get(section), dict):
-        raise PipelineError(f"{path} has no '{section}' section: restore it from git")
-    return params[section]
-
-
-def _one_line(error):
-    return " ".join(str(error).split())
+        raise PipelineError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    return validate(params, path)[section]

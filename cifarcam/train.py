@@ -6,7 +6,7 @@ import time
 import keras
 from dvclive import Live
 
-from cifarcam import models
+from cifarcam import checkpoint, models
 from cifarcam.errors import PipelineError
 
 
@@ -27,49 +27,73 @@ class LiveLogger(keras.callbacks.Callback):
         self.live = live
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            split, metric = ("val", name[4:]) if name.startswith("val_") else ("train", name)
-            if metric in ("loss", "accuracy"):
-                self.live.log_metric(f"{split}/{metric}", float(value))
-        self.live.next_step()
+        log_epoch(self.live, logs or {})
 
 
-def train(data, params, live_dir):
-    """Build, fit and return the model described by `params` (one train_* section of params.yaml)."""
-    make_deterministic(params["seed"])
-    model = models.build(params["arch"], data["x_train"].shape[1:], params["dropout"])
+def log_epoch(live, logs):
+    for name, value in logs.items():
+        split, metric = ("val", name[4:]) if name.startswith("val_") else ("train", name)
+        if metric in ("loss", "accuracy"):
+            live.log_metric(f"{split}/{metric}", float(value))
+    live.next_step()
+
+
+def build_and_compile(params, input_shape):
+    model = models.build(params["arch"], input_shape, params["dropout"])
     model.compile(
         optimizer=keras.optimizers.Adam(params["learning_rate"]),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=params["patience"], restore_best_weights=True
-    )
+    return model
+
+
+def train(data, params, live_dir, checkpoint_dir):
+    """Build (or resume), fit and return the model described by `params` (a train_* section)."""
+    make_deterministic(params["seed"])
+    arrays = (data["x_train"], data["y_train"], data["x_val"], data["y_val"])
+    run_fingerprint = checkpoint.fingerprint(params, arrays)
+    resumed = checkpoint.load(checkpoint_dir, run_fingerprint)
+    if resumed:
+        model, state, best_weights = resumed
+        history = state["history"]
+        print(f"resuming from the checkpoint after epoch {state['epochs_done']} in {checkpoint_dir}")
+        early_stopping = checkpoint.ResumableEarlyStopping(params["patience"], (state["early_stopping"], best_weights))
+    else:
+        model, state, history = build_and_compile(params, data["x_train"].shape[1:]), None, []
+        early_stopping = checkpoint.ResumableEarlyStopping(params["patience"])
+    saver = checkpoint.Checkpoint(checkpoint_dir, run_fingerprint, early_stopping, history)
+
     with Live(live_dir, dvcyaml=None, save_dvc_exp=False) as live:
+        for logs in history:
+            log_epoch(live, logs)
         started = time.perf_counter()
-        history = model.fit(
-            data["x_train"],
-            data["y_train"],
-            validation_data=(data["x_val"], data["y_val"]),
-            epochs=params["epochs"],
-            batch_size=params["batch_size"],
-            callbacks=[keras.callbacks.TerminateOnNaN(), early_stopping, LiveLogger(live)],
-            verbose=2,
-        )
-        losses = history.history["loss"]
-        if any(math.isnan(loss) or math.isinf(loss) for loss in losses):
+        if state and state["stop"]:
+            model.set_weights(best_weights)
+        else:
+            model.fit(
+                data["x_train"],
+                data["y_train"],
+                validation_data=(data["x_val"], data["y_val"]),
+                initial_epoch=state["epochs_done"] if state else 0,
+                epochs=params["epochs"],
+                batch_size=params["batch_size"],
+                callbacks=[keras.callbacks.TerminateOnNaN(), early_stopping, saver, LiveLogger(live)],
+                verbose=2,
+            )
+        losses = [logs["loss"] for logs in history]
+        if not all(math.isfinite(loss) for loss in losses):
             raise PipelineError(
                 f"training diverged: the loss became NaN at epoch {len(losses)}; lower learning_rate in params.yaml"
             )
-        val_losses = history.history["val_loss"]
+        val_losses = [logs["val_loss"] for logs in history]
         best_epoch = val_losses.index(min(val_losses)) + 1
         live.summary.update(
             {
                 "epochs_run": len(losses),
                 "best_epoch": best_epoch,
                 "best_val_loss": min(val_losses),
-                "best_val_accuracy": history.history["val_accuracy"][best_epoch - 1],
+                "best_val_accuracy": history[best_epoch - 1]["val_accuracy"],
                 "train_seconds": round(time.perf_counter() - started, 1),
             }
         )

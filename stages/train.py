@@ -1,8 +1,12 @@
-"""Stages train_gray and train_rgb: `python -m stages.train gray|rgb` trains on data/prepared/<variant>.npz."""
+"""Stages train_gray and train_rgb: `python -m stages.train gray|rgb` trains on data/prepared/<variant>.npz.
+
+A run that is killed resumes from checkpoints/<variant> (a persistent DVC output) next time.
+"""
 
 import sys
 from pathlib import Path
 
+from cifarcam import checkpoint
 from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import PipelineError, run_stage
 from cifarcam.files import atomic_output
@@ -16,9 +20,11 @@ def main():
         raise PipelineError("usage: python -m stages.train gray|rgb")
     params = load_section(f"train_{variant}")
     data = load_prepared(Path("data/prepared") / f"{variant}.npz")
-    model = train(data, params, live_dir=Path("reports/train") / variant)
+    checkpoints = Path("checkpoints") / variant
+    model = train(data, params, live_dir=Path("reports/train") / variant, checkpoint_dir=checkpoints)
     with atomic_output(Path("models") / f"{variant}.keras") as partial:
         model.save(partial)
+    checkpoint.clear(checkpoints)
 
 
 if __name__ == "__main__":

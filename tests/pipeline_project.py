@@ -104,3 +104,26 @@ def tiny_params(source):
         "train_rgb.batch_size": 8,
         "gradcam.images_per_row": 2,
     }
+
+
+def start_repro(project, *args):
+    """`dvc repro` in the background, in its own process group (so that the test can kill it whole)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", *args],
+        cwd=project.path,
+        env=project.env | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def read_until(process, pattern):
+    """Lines of a running process's output up to and including the first that matches `pattern`."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"the process ended before printing {pattern!r}:\n{''.join(lines)}")

@@ -23,7 +23,7 @@ def tiny_data(seed=0, per_class=6):
 
 
 def test_training_logs_every_epoch_with_dvclive(tmp_path):
-    model = train(tiny_data(), PARAMS, tmp_path / "live")
+    model = train(tiny_data(), PARAMS, tmp_path / "live", tmp_path / "checkpoint")
     assert model.output_shape == (None, 10)
     for split in ("train", "val"):
         for metric in ("loss", "accuracy"):
@@ -34,13 +34,13 @@ def test_training_logs_every_epoch_with_dvclive(tmp_path):
 
 
 def test_the_same_seed_gives_the_same_weights(tmp_path):
-    first = train(tiny_data(), PARAMS, tmp_path / "a").get_weights()
-    second = train(tiny_data(), PARAMS, tmp_path / "b").get_weights()
-    other = train(tiny_data(), PARAMS | {"seed": 8}, tmp_path / "c").get_weights()
+    first = train(tiny_data(), PARAMS, tmp_path / "a", tmp_path / "a-checkpoint").get_weights()
+    second = train(tiny_data(), PARAMS, tmp_path / "b", tmp_path / "b-checkpoint").get_weights()
+    other = train(tiny_data(), PARAMS | {"seed": 8}, tmp_path / "c", tmp_path / "c-checkpoint").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
 
 
 def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="NaN.*learning_rate"):
-        train(tiny_data(), PARAMS | {"learning_rate": 1e30}, tmp_path / "live")
+        train(tiny_data(), PARAMS | {"learning_rate": 1e30}, tmp_path / "live", tmp_path / "checkpoint")

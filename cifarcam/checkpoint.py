@@ -1,0 +1,87 @@
+"""Resumable training: after every epoch, the model with its optimizer state and where training stood.
+
+A killed run resumes from its last finished epoch when the parameters and data are the same
+(a fingerprint of both is kept beside the checkpoint); anything else starts afresh. The folder
+is emptied once training has finished, so a forced rerun really trains again.
+"""
+
+import hashlib
+import json
+import math
+
+import keras
+import numpy as np
+
+from cifarcam.files import atomic_output
+
+MODEL, BEST_WEIGHTS, STATE = "model.keras", "best_weights.npz", "state.json"
+
+
+def fingerprint(params, arrays):
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on the validation loss whose patience count and best weights survive a restart."""
+
+    def __init__(self, patience, resume_from=None):
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        self.resume_from = resume_from
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume_from:
+            state, self.best_weights = self.resume_from
+            self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+
+    def state(self):
+        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch}
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the model, the early-stopping state and the history so far after every healthy epoch."""
+
+    def __init__(self, folder, fingerprint, early_stopping, history):
+        super().__init__()
+        self.folder, self.fingerprint, self.early_stopping, self.history = folder, fingerprint, early_stopping, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        self.history.append(logs)
+        if not all(math.isfinite(value) for value in logs.values()):
+            return
+        with atomic_output(self.folder) as partial:
+            partial.mkdir()
+            self.model.save(partial / MODEL)
+            np.savez(partial / BEST_WEIGHTS, *self.early_stopping.best_weights)
+            state = {
+                "fingerprint": self.fingerprint,
+                "epochs_done": epoch + 1,
+                "stop": bool(self.model.stop_training),
+                "early_stopping": self.early_stopping.state(),
+                "history": self.history,
+            }
+            (partial / STATE).write_text(json.dumps(state))
+
+
+def load(folder, fingerprint):
+    """(model, state, best_weights) of a checkpoint made with this fingerprint, else None."""
+    try:
+        state = json.loads((folder / STATE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if state.get("fingerprint") != fingerprint:
+        return None
+    with np.load(folder / BEST_WEIGHTS) as saved:
+        best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    return keras.models.load_model(folder / MODEL), state, best_weights
+
+
+def clear(folder):
+    """Empty the folder but keep it: DVC expects every declared output to exist."""
+    with atomic_output(folder) as partial:
+        partial.mkdir()

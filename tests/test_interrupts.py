@@ -1,0 +1,48 @@
+"""Killed and concurrent runs, through the real `dvc repro`."""
+
+import os
+import re
+import signal
+
+import pytest
+
+from pipeline_project import Project, make_image_folder_archive, read_until, start_repro, tiny_params
+
+
+@pytest.fixture
+def project(tmp_path):
+    archive = make_image_folder_archive(tmp_path / "cifar10-tiny.tar.gz")
+    params = tiny_params(archive) | {"train_rgb.epochs": 4, "train_rgb.batch_size": 1, "train_rgb.patience": 10}
+    project = Project.create(tmp_path / "repo", **params)
+    project.repro("train_gray")
+    return project
+
+
+def test_a_killed_training_resumes_from_its_last_epoch_and_caches_nothing_half_done(project):
+    running = start_repro(project, "train_rgb")
+    read_until(running, r"^Epoch 3/4")
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait()
+    assert not (project.path / "models/rgb.keras").exists()
+    assert not list((project.path / "models").glob(".rgb*"))
+
+    resumed = project.repro("train_rgb")
+    done = int(re.search(r"resuming from the checkpoint after epoch (\d)", resumed.stdout).group(1))
+    assert 2 <= done < 4
+    assert f"Epoch {done + 1}/4" in resumed.stdout and "Epoch 1/4" not in resumed.stdout
+    steps = (project.path / "reports/train/rgb/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
+    assert [int(row.split("\t")[0]) for row in steps] == [0, 1, 2, 3]
+    assert (project.path / "models/rgb.keras").exists()
+    assert list((project.path / "checkpoints/rgb").iterdir()) == []
+    assert "up to date" in project.dvc("status", "train_rgb").stdout
+
+
+def test_a_second_repro_at_the_same_time_is_refused_by_dvcs_lock(project):
+    first = start_repro(project, "train_rgb")
+    read_until(first, r"^Epoch 1/4")
+    second = project.repro("train_rgb", check=False)
+    assert second.returncode != 0
+    assert "lock" in (second.stdout + second.stderr).lower()
+    first.stdout.read()
+    assert first.wait() == 0
+    assert "up to date" in project.dvc("status", "train_rgb").stdout

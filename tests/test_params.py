@@ -1,0 +1,91 @@
+import copy
+
+import pytest
+import yaml
+
+from cifarcam import models, params
+from cifarcam.errors import PipelineError
+from pipeline_project import ROOT
+
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_value(dotted, value):
+    edited = copy.deepcopy(DEFAULTS)
+    section, key = dotted.split(".")
+    edited[section][key] = value
+    return edited
+
+
+def test_the_shipped_params_are_valid():
+    assert params.validate(copy.deepcopy(DEFAULTS)) == DEFAULTS
+
+
+def test_the_architecture_choices_are_the_models_that_exist():
+    assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
+
+
+@pytest.mark.parametrize(
+    "dotted, value, allowed",
+    [
+        ("download.source", "", "non-empty string"),
+        ("download.md5", "abc", "32 hexadecimal digits"),
+        ("download.retries", 0, "integer ≥ 1"),
+        ("download.timeout_s", -1, "number > 0"),
+        ("preprocess.val_fraction", 0, "(0, 1)"),
+        ("preprocess.val_fraction", 1.0, "(0, 1)"),
+        ("preprocess.val_fraction", "0.2", "(0, 1)"),
+        ("preprocess.seed", 1.5, "integer ≥ 0"),
+        ("preprocess.max_per_class", 0, "null or an integer ≥ 1"),
+        ("train_rgb.epochs", 0, "integer ≥ 1"),
+        ("train_gray.epochs", -3, "integer ≥ 1"),
+        ("train_rgb.epochs", True, "integer ≥ 1"),
+        ("train_rgb.arch", "resnet1000", "seed_gray_cnn, seed_rgb_cnn"),
+        ("train_rgb.batch_size", 0, "integer ≥ 1"),
+        ("train_gray.learning_rate", 0, "number > 0"),
+        ("train_gray.learning_rate", float("nan"), "number > 0"),
+        ("train_rgb.dropout", 1, "[0, 1)"),
+        ("train_rgb.patience", -1, "integer ≥ 0"),
+        ("gradcam.classes", ["cat", "unicorn"], "CIFAR-10 classes"),
+        ("gradcam.classes", [], "CIFAR-10 classes"),
+        ("gradcam.images_per_row", 0, "integer ≥ 1"),
+    ],
+)
+def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed):
+    with pytest.raises(PipelineError) as error:
+        params.validate(with_value(dotted, value))
+    message = str(error.value)
+    assert dotted in message and allowed in message and "\n" not in message
+
+
+def test_an_unknown_key_is_refused_with_the_known_ones():
+    with pytest.raises(PipelineError, match=r"unknown key train_rgb\.epoch\b.*epochs"):
+        params.validate(with_value("train_rgb.epoch", 3))
+
+
+def test_a_missing_key_is_named():
+    edited = copy.deepcopy(DEFAULTS)
+    del edited["preprocess"]["seed"]
+    with pytest.raises(PipelineError, match=r"preprocess\.seed is missing"):
+        params.validate(edited)
+
+
+def test_an_unknown_or_missing_section_is_refused():
+    with pytest.raises(PipelineError, match="unknown section 'trian_rgb'"):
+        params.validate(DEFAULTS | {"trian_rgb": {}})
+    without = {k: v for k, v in DEFAULTS.items() if k != "gradcam"}
+    with pytest.raises(PipelineError, match="no 'gradcam' section"):
+        params.validate(without)
+
+
+def test_a_wrong_train_parameter_stops_even_the_first_stage(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("train_rgb.epochs", 0)))
+    with pytest.raises(PipelineError, match=r"train_rgb\.epochs"):
+        params.load_section("download", tmp_path / "params.yaml")
+
+
+def test_broken_yaml_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("download: [unclosed\n")
+    with pytest.raises(PipelineError, match="not valid YAML") as error:
+        params.load_section("download", tmp_path / "params.yaml")
+    assert "\n" not in str(error.value)

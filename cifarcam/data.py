@@ -4,6 +4,8 @@ Stage outputs keep uint8 pixels (a float32 copy of CIFAR-10 weighs about 1 GB pe
 DVC's cache); `load_prepared` applies the [0, 1] scaling where the data is used.
 """
 
+import zipfile
+
 import cv2
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -25,6 +27,9 @@ def load_arrays(path):
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise PipelineError(f"{path} not found: run the earlier stages first (dvc repro)") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise PipelineError(f"{path} is not a readable array file ({reason}): rebuild it with dvc repro --force") from None
 
 
 def stratified_split(labels, val_fraction, seed):

@@ -4,6 +4,8 @@ Both end in a linear `logits` layer followed by a separate softmax, so that Grad
 gradients of the pre-softmax class score (the softmax saturates and flattens the gradients).
 """
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
@@ -55,6 +57,10 @@ def build(arch, input_shape, dropout):
 
 def load(path):
     """Load a saved model in Keras's safe mode, which refuses files that would run code."""
-    if not path.exists():
-        raise PipelineError(f"{path} not found: run the training stages first (dvc repro)")
-    return keras.models.load_model(path, safe_mode=True)
+    if not Path(path).is_file():
+        raise PipelineError(f"model {path} not found: train it first (dvc repro) or check the path")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same to the user
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise PipelineError(f"cannot load model {path}: {reason}") from None

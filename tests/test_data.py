@@ -75,3 +75,11 @@ def test_load_prepared_scales_to_unit_range(tmp_path):
 def test_a_missing_input_names_the_stage_to_run(tmp_path):
     with pytest.raises(PipelineError, match="dvc repro"):
         data.load_arrays(tmp_path / "absent.npz")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04" + b"\0" * 40])
+def test_an_unreadable_array_file_is_one_line(tmp_path, content):
+    (tmp_path / "rgb.npz").write_bytes(content)
+    with pytest.raises(PipelineError, match="rgb.npz is not a readable array file") as error:
+        data.load_arrays(tmp_path / "rgb.npz")
+    assert "\n" not in str(error.value)

@@ -1,7 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
 from cifarcam import models
+from cifarcam.errors import PipelineError
 
 
 @pytest.mark.parametrize("arch, channels", [("seed_gray_cnn", 1), ("seed_rgb_cnn", 3)])
@@ -30,3 +32,26 @@ def test_a_saved_model_loads_back_with_the_same_predictions(tmp_path):
     images = np.random.default_rng(1).random((3, 32, 32, 1)).astype("float32")
     loaded = models.load(tmp_path / "gray.keras")
     assert np.allclose(model.predict(images, verbose=0), loaded.predict(images, verbose=0), atol=1e-6)
+
+
+def test_a_model_file_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    inputs = keras.Input((32, 32, 3))
+    touches_marker = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")
+    hidden = keras.layers.Lambda(touches_marker)(inputs)
+    logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(hidden))
+    keras.Model(inputs, logits).save(tmp_path / "crafted.keras")
+    marker.unlink()  # building the model ran the function once
+    with pytest.raises(PipelineError, match="Lambda") as error:
+        models.load(tmp_path / "crafted.keras")
+    assert "\n" not in str(error.value) and not marker.exists()
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a zip", b"PK\x03\x04truncated"])
+def test_a_missing_or_unreadable_model_is_one_line(tmp_path, content):
+    path = tmp_path / "rgb.keras"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(PipelineError, match="rgb.keras") as error:
+        models.load(path)
+    assert "\n" not in str(error.value)

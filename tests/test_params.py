@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from cifarcam import models, params
+from cifarcam import cam, models, params
 from cifarcam.errors import PipelineError
 from pipeline_project import ROOT
 
@@ -21,8 +21,9 @@ def test_the_shipped_params_are_valid():
     assert params.validate(copy.deepcopy(DEFAULTS)) == DEFAULTS
 
 
-def test_the_architecture_choices_are_the_models_that_exist():
+def test_the_choices_are_the_architectures_and_methods_that_exist():
     assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
+    assert set(params.CAM_METHODS) == set(cam.METHODS)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,8 @@ def test_the_architecture_choices_are_the_models_that_exist():
         ("gradcam.classes", ["cat", "unicorn"], "CIFAR-10 classes"),
         ("gradcam.classes", [], "CIFAR-10 classes"),
         ("gradcam.images_per_row", 0, "integer ≥ 1"),
+        ("gradcam.method", "lime", "gradcam, gradcam++"),
+        ("evaluate.cam_images", 0, "integer ≥ 1"),
     ],
 )
 def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed):

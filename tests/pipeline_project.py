@@ -1,11 +1,14 @@
 """A throwaway copy of this project in its own git + DVC repository, driven through the real CLIs."""
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import cv2
@@ -40,7 +43,6 @@ class Project:
         self.path = path
         self.env = os.environ | {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
             "DVC_NO_ANALYTICS": "1",
         }
 
@@ -127,3 +129,70 @@ def read_until(process, pattern):
         if re.search(pattern, line):
             return lines
     raise AssertionError(f"the process ended before printing {pattern!r}:\n{''.join(lines)}")
+
+
+def clone(project, path):
+    """A fresh `git clone` of the project into `path` (so without anything DVC keeps out of git), same environment."""
+    project.git("clone", "-q", str(project.path), str(path))
+    copy = Project(path)
+    copy.env = dict(project.env)
+    return copy
+
+
+def recreate_checkpoint_folders(project):
+    """Work around for fresh clones: the persistent checkpoints/<variant> outputs (cache: false) are empty folders
+    after a finished training, and git keeps no empty folders, so without this a clone's `dvc status` reports both
+    training stages changed and `dvc repro` retrains them."""
+    for variant in ("gray", "rgb"):
+        (project.path / "checkpoints" / variant).mkdir(parents=True, exist_ok=True)
+
+
+def reset_workspace(project):
+    """Back to the last commit: tracked files from git, DVC-tracked outputs from the cache."""
+    project.git("reset", "-q", "--hard")
+    project.dvc("checkout", "-q", "--force")
+
+
+def experiments(project):
+    """`dvc exp show --json` as {name: {"rev", "params", "metrics"}}: every experiment by name, every baseline by its
+    branch name (or rev), the workspace as "workspace"; "params" is params.yaml's content, "metrics" maps each
+    metrics file to its content."""
+    found = {}
+    for baseline in json.loads(project.dvc("exp", "show", "--json").stdout):
+        rows = [(baseline.get("name") or baseline["rev"], baseline)]
+        for experiment in baseline.get("experiments") or []:
+            rows += [(experiment["name"] or rev["rev"], rev) for rev in experiment["revs"]]
+        for name, row in rows:
+            data = row.get("data") or {}
+            found[name] = {
+                "rev": row["rev"],
+                "params": (data.get("params") or {}).get("params.yaml", {}).get("data", {}),
+                "metrics": {path: entry.get("data", {}) for path, entry in (data.get("metrics") or {}).items()},
+                "error": row.get("error"),
+            }
+    return found
+
+
+def wait_for_queue(project, names, timeout_s=600):
+    """Poll `dvc queue status` until every named task has finished; returns {name: final status}."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = project.dvc("queue", "status").stdout
+        states = {}
+        for line in status.splitlines():
+            fields = line.split()
+            for name in names:
+                if name in fields:
+                    states[name] = fields[-1]
+        if len(states) == len(names) and all(state in ("Success", "Failed") for state in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")
+        time.sleep(2)
+
+
+def free_port():
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

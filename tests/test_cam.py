@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cifarcam import cam, models
 
@@ -70,3 +71,24 @@ def test_overlay_is_rgb_uint8_of_the_image_size(channels):
     blended = cam.overlay(image, heatmap)
     assert blended.shape == (32, 32, 3) and blended.dtype == np.uint8
     assert not np.array_equal(blended[0, 0], blended[31, 0])
+
+
+def test_gradcam_plus_plus_is_batched_in_range_and_differs_from_gradcam():
+    model, batch = cam_model(), images(3)
+    classes = np.array([2, 5, 8])
+    plus = cam.class_activation_maps(model, batch, classes, method="gradcam++")
+    singles = np.concatenate([cam.class_activation_maps(model, batch[i : i + 1], classes[i : i + 1], "gradcam++") for i in range(3)])
+    assert np.allclose(plus, singles, atol=1e-6)
+    assert plus.min() >= 0 and plus.max() <= 1 and np.isfinite(plus).all()
+    assert not np.allclose(plus, cam.class_activation_maps(model, batch, classes), atol=1e-3)
+
+
+def test_an_unknown_method_names_the_choices():
+    with pytest.raises(ValueError, match="gradcam, gradcam\\+\\+"):
+        cam.class_activation_maps(cam_model(), images(1), np.array([0]), method="lime")
+
+
+def test_upsampling_is_bilinear_with_half_pixel_centres():
+    coarse = np.random.default_rng(0).random((2, 4, 4)).astype("float32")
+    expected = tf.image.resize(coarse[..., None], (32, 32), method="bilinear").numpy()[..., 0]  # half-pixel centres
+    assert np.allclose(cam.upsample(coarse, (32, 32)), expected, atol=1e-5)

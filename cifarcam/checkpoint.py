@@ -1,8 +1,9 @@
 """Resumable training: after every epoch, the model with its optimizer state and where training stood.
 
 A killed run resumes from its last finished epoch when the parameters and data are the same
-(a fingerprint of both is kept beside the checkpoint); anything else starts afresh. The folder
-is emptied once training has finished, so a forced rerun really trains again.
+(a fingerprint of both is kept beside the checkpoint); anything else starts afresh. Once training
+has finished the folder keeps only a small marker: a forced rerun really trains again, and the
+finished folder is the same for every run, so DVC can cache it, push it and check it out.
 """
 
 import hashlib
@@ -81,7 +82,8 @@ def load(folder, fingerprint):
     return keras.models.load_model(folder / MODEL), state, best_weights
 
 
-def clear(folder):
-    """Empty the folder but keep it: DVC expects every declared output to exist."""
+def finish(folder):
+    """Replace the checkpoint with the marker of a finished training."""
     with atomic_output(folder) as partial:
         partial.mkdir()
+        (partial / STATE).write_text(json.dumps({"finished": True}) + "\n")

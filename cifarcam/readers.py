@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from cifarcam.errors import PipelineError
 
@@ -205,7 +206,8 @@ def _from_image_folder(files, where):
     arrays = []
     for split in ("train", "test"):
         items = sorted(splits[split], key=lambda item: (item[0], item[1]))
-        arrays.append(np.stack([_decode(blob, name, where) for _, name, blob in items]))
+        decoding = tqdm(items, desc=f"decode {split}", unit="img", mininterval=2)
+        arrays.append(np.stack([_decode(blob, name, where) for _, name, blob in decoding]))
         arrays.append(np.array([label for label, _, _ in items], np.int64))
     return (*arrays, CLASSES)
 

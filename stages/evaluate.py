@@ -44,10 +44,8 @@ def cam_scores(model, images, predicted, method, params):
     """Faithfulness and concentration of the maps of the predicted class, on a spread of test images."""
     chosen = examples.spread(len(images), params["cam_images"])
     maps = cam.class_activation_maps(model, images[chosen], predicted[chosen], method)
-    return faithfulness.summary(model, images[chosen], maps, predicted[chosen], steps=params["cam_steps"]) | {
-        "method": method,
-        "images": int(len(chosen)),
-    }
+    scores = faithfulness.summary(model, images[chosen], maps, predicted[chosen], steps=params["cam_steps"])
+    return scores | {"images": int(len(chosen))}
 
 
 def write_reports(scores, details, confusions):

@@ -24,7 +24,7 @@ def main():
     model = train(data, params, live_dir=Path("reports/train") / variant, checkpoint_dir=checkpoints)
     with atomic_output(Path("models") / f"{variant}.keras") as partial:
         model.save(partial)
-    checkpoint.clear(checkpoints)
+    checkpoint.finish(checkpoints)
 
 
 if __name__ == "__main__":

@@ -139,14 +139,6 @@ def clone(project, path):
     return copy
 
 
-def recreate_checkpoint_folders(project):
-    """Work around for fresh clones: the persistent checkpoints/<variant> outputs (cache: false) are empty folders
-    after a finished training, and git keeps no empty folders, so without this a clone's `dvc status` reports both
-    training stages changed and `dvc repro` retrains them."""
-    for variant in ("gray", "rgb"):
-        (project.path / "checkpoints" / variant).mkdir(parents=True, exist_ok=True)
-
-
 def reset_workspace(project):
     """Back to the last commit: tracked files from git, DVC-tracked outputs from the cache."""
     project.git("reset", "-q", "--hard")

@@ -11,7 +11,7 @@ import pytest
 
 from cifarcam.download import md5_of
 from cifarcam.errors import PipelineError
-from cifarcam.readers import CLASSES, read_source
+from cifarcam.readers import CLASSES, MAX_UNPACKED_BYTES, read_source
 
 # ---------------------------------------------------------------- helpers
 
@@ -347,3 +347,29 @@ def test_random_bytes_are_not_an_archive(tmp_path):
 
 def test_empty_archive_is_refused(tmp_path):
     assert "holds no files" in error_of(write_tar(tmp_path / "empty.tar.gz", {}))
+
+
+class _Zeros(io.RawIOBase):
+    """A readable stream of `size` zero bytes, made on the fly."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def test_an_archive_that_unpacks_far_beyond_cifar10_is_refused(tmp_path):
+    bomb = tarfile.TarInfo("cifar10/train/cat/huge.png")
+    bomb.size = MAX_UNPACKED_BYTES + 1
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
+        archive.addfile(bomb, io.BufferedReader(_Zeros(bomb.size), 1 << 20))
+    assert path.stat().st_size < 10 << 20
+    assert "far more than CIFAR-10" in error_of(path)

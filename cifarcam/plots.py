@@ -9,16 +9,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 def cam_grid(rows, path, title):
     """One figure of labelled rows; each row is (label, [(image_uint8, caption), ...])."""
     columns = max((len(cells) for _, cells in rows), default=1) or 1
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 2.2 * len(rows)), squeeze=False)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(0.4 + 1.9 * columns, 2.2 * len(rows)), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for row_axes, (label, cells) in zip(axes, rows):
-        row_axes[0].set_title(label, loc="left", fontsize=9, fontweight="bold", pad=14)
+        first = row_axes[0]
+        first.text(-0.06, 0.5, label, transform=first.transAxes, rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
         if not cells:
-            row_axes[0].text(0.5, 0.5, "none in the test set", ha="center", va="center", fontsize=8)
+            first.text(0.5, 0.5, "none in the test set", transform=first.transAxes, ha="center", va="center", fontsize=8)
         for axis, (image, caption) in zip(row_axes, cells):
             axis.imshow(image, interpolation="bilinear")
-            axis.text(0.5, -0.08, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
+            axis.text(0.5, -0.04, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
     _save(figure, path, title)
 
 

@@ -25,7 +25,7 @@ def main():
         else:
             path = download.local_path(source)
         print(f"reading {path}")
-        x_train, y_train, x_test, y_test, classes = readers.read_source(path, download.md5_of, params["md5"])
+        x_train, y_train, x_test, y_test, classes = readers.read_source(path, params["md5"])
     with atomic_output(OUTPUT) as partial:
         save_arrays(partial, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=np.array(classes))
     print(f"{len(x_train)} training and {len(x_test)} test images of {len(classes)} classes -> {OUTPUT}")

@@ -57,7 +57,7 @@ def corrupt(original, data):
 def read_cleanly(path):
     """read_source succeeds or raises PipelineError with one line; anything else fails the test."""
     try:
-        read_source(path, md5_of, md5_of(path) if path.is_file() else None)
+        read_source(path, md5_of(path) if path.is_file() else None)
     except PipelineError as error:
         assert "\n" not in str(error)
 

@@ -17,7 +17,7 @@ from cifarcam.readers import CLASSES, MAX_UNPACKED_BYTES, read_source
 
 
 def read(source, expected_md5=None):
-    return read_source(source, md5_of, expected_md5)
+    return read_source(source, expected_md5)
 
 
 def error_of(source, expected_md5=None):

@@ -38,8 +38,9 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_caches_nothing_half_d
 
 
 def test_a_second_repro_at_the_same_time_is_refused_by_dvcs_lock(project):
+    project.set_params(**{"train_rgb.epochs": 12})  # a long enough run for the second dvc to start meanwhile
     first = start_repro(project, "train_rgb")
-    read_until(first, r"^Epoch 1/4")
+    read_until(first, r"^Epoch 1/12")
     second = project.repro("train_rgb", check=False)
     assert second.returncode != 0
     assert "lock" in (second.stdout + second.stderr).lower()

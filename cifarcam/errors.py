@@ -1,11 +1,12 @@
+import sys
+
+
 class PipelineError(Exception):
     """A problem the user can fix: printed as one line, the stage exits non-zero."""
 
 
 def run_stage(main):
     """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1."""
-    import sys
-
     try:
         main()
     except PipelineError as error:

@@ -19,12 +19,12 @@ from cifarcam.params import load_section
 
 def main():
     params = load_section("gradcam")
+    method = params["method"].replace("gradcam", "Grad-CAM")
     with atomic_output(Path("reports/cam")) as folder:
         folder.mkdir()
         for variant, title in VARIANTS.items():
             data = load_prepared(Path("data/prepared") / f"{variant}.npz")
             explainer = Explainer(models.load(Path("models") / f"{variant}.keras"), data, params["method"])
-            method = params["method"].replace("gradcam", "Grad-CAM")
             plots.cam_grid(
                 explainer.right_and_wrong(params["classes"], params["images_per_row"]),
                 folder / f"{variant}_cam.png",

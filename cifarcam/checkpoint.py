@@ -27,10 +27,13 @@ def fingerprint(params, arrays):
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Early stopping on the validation loss whose patience count and best weights survive a restart."""
+    """Early stopping on the validation loss whose patience count and best weights survive a restart.
+
+    A patience of None never stops (a fixed schedule runs all its epochs) but keeps the same state.
+    """
 
     def __init__(self, patience, resume_from=None):
-        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        super().__init__(monitor="val_loss", patience=math.inf if patience is None else patience, restore_best_weights=True)
         self.resume_from = resume_from
 
     def on_train_begin(self, logs=None):

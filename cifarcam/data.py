@@ -4,6 +4,7 @@ Stage outputs keep uint8 pixels (a float32 copy of CIFAR-10 weighs about 1 GB pe
 DVC's cache); `load_prepared` applies the [0, 1] scaling where the data is used.
 """
 
+import math
 import zipfile
 
 import cv2
@@ -33,8 +34,18 @@ def load_arrays(path):
 
 
 def stratified_split(labels, val_fraction, seed):
-    """Indices (train, val) of a split that keeps each class's share; each part in original order."""
-    indices = np.arange(len(labels))
+    """Indices (train, val) of a split that keeps each class's share; each part in original order.
+
+    Each side needs at least one image of each class, which is checked first.
+    """
+    images, classes = len(labels), len(np.unique(labels))
+    val = math.ceil(val_fraction * images)
+    if val < classes or images - val < classes:
+        raise PipelineError(
+            f"preprocess.val_fraction {val_fraction} splits {images} training images into {images - val} and {val}: "
+            f"each side needs at least one per class ({classes}); change val_fraction or use more images"
+        )
+    indices = np.arange(images)
     train, val = train_test_split(indices, test_size=val_fraction, stratify=labels, random_state=seed)
     return np.sort(train), np.sort(val)
 

@@ -1,6 +1,6 @@
-"""The study's two CNNs, rebuilt as DEVELOPERS.md describes them.
+"""The networks: the study's two CNNs, rebuilt as DEVELOPERS.md describes them, and a ResNet.
 
-Both end in a linear `logits` layer followed by a separate softmax, so that Grad-CAM can take
+All end in a linear `logits` layer followed by a separate softmax, so that Grad-CAM can take
 gradients of the pre-softmax class score (the softmax saturates and flattens the gradients).
 """
 
@@ -40,19 +40,52 @@ def seed_rgb_cnn(input_shape=(32, 32, 3), dropout=0.5, filters=(32, 64, 128, 256
     return _classifier_head(inputs, x, "seed_rgb_cnn")
 
 
+def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1, batchnorm_momentum=0.9):
+    """A ResNet-style network with batch normalization, shaped like airbench's fast CIFAR-10 nets.
+
+    A 3x3 stem convolution, then per width one stage: convolution, 2x2 max-pool, BN, GELU, and
+    `depth` residual convolutions (conv, BN, GELU, added back). Pooling before BN and the
+    activation does those at a quarter of the positions; global max pooling ends it.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    bn = {"momentum": batchnorm_momentum}
+    x = _conv_bn(inputs, widths[0] // 2, "stem", bn)
+    for stage, width in enumerate(widths, 1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv")(x)
+        x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        x = layers.Activation("gelu", name=f"stage{stage}_act")(layers.BatchNormalization(name=f"stage{stage}_bn", **bn)(x))
+        for block in range(1, depth + 1):
+            x = layers.Add(name=f"stage{stage}_res{block}")([x, _conv_bn(x, width, f"stage{stage}_res{block}", bn)])
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return _classifier_head(inputs, x, "resnet")
+
+
+def _conv_bn(x, width, name, bn):
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn", **bn)(x)
+    return layers.Activation("gelu", name=f"{name}_act")(x)
+
+
 def _classifier_head(inputs, features, name):
-    logits = layers.Dense(NUM_CLASSES, name="logits")(features)
+    logits = layers.Dense(NUM_CLASSES, name="logits", dtype="float32")(features)
     probabilities = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probabilities, name=name)
 
 
-ARCHITECTURES = {"seed_gray_cnn": seed_gray_cnn, "seed_rgb_cnn": seed_rgb_cnn}
+ARCHITECTURES = {"resnet": resnet, "seed_gray_cnn": seed_gray_cnn, "seed_rgb_cnn": seed_rgb_cnn}
 
 
-def build(arch, input_shape, dropout):
+def build(arch, input_shape, dropout, widths=None, depth=1, batchnorm_momentum=0.9):
+    """The named network; `widths` (per stage) sizes any, `depth` and `batchnorm_momentum` the ResNet."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture '{arch}': choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](input_shape=input_shape, dropout=dropout)
+    if arch == "resnet":
+        options = {"depth": depth, "batchnorm_momentum": batchnorm_momentum}
+        options |= {"widths": tuple(widths)} if widths else {}
+    else:
+        options = {"filters": tuple(widths)} if widths else {}
+    return ARCHITECTURES[arch](input_shape=input_shape, dropout=dropout, **options)
 
 
 def load(path):

@@ -9,8 +9,11 @@ import yaml
 from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
-ARCHITECTURES = ("seed_gray_cnn", "seed_rgb_cnn")  # cifarcam.models.ARCHITECTURES; a test keeps them equal
-CAM_METHODS = ("gradcam", "gradcam++")  # cifarcam.cam.METHODS, likewise (importing either would load TensorFlow)
+# The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES, cifarcam.cam.METHODS,
+# cifarcam.tta.MODES); importing those here would load TensorFlow, so a test keeps the copies equal.
+ARCHITECTURES = ("resnet", "seed_gray_cnn", "seed_rgb_cnn")
+CAM_METHODS = ("gradcam", "gradcam++")
+TTA_MODES = ("none", "flip", "flip_translate")
 
 
 def _integer(low):
@@ -29,6 +32,15 @@ def _choice(options):
     return lambda v: (v in options, f"one of {', '.join(options)}")
 
 
+def _widths(v):
+    ok = isinstance(v, list) and v and all(_integer(1)(width)[0] for width in v)
+    return ok, "a non-empty list of integers ≥ 1 (filters per stage)"
+
+
+def _flag(v):
+    return isinstance(v, bool), "true or false"
+
+
 def _text(v):
     return isinstance(v, str) and v.strip() != "", "a non-empty string"
 
@@ -42,13 +54,29 @@ def _class_list(v):
     return ok, f"a non-empty list of CIFAR-10 classes ({', '.join(CLASSES)})"
 
 
+def _fraction(allowed="a number in [0, 1)"):
+    return _number(lambda v: 0 <= v < 1, allowed)
+
+
 _TRAIN = {
     "arch": _choice(ARCHITECTURES),
+    "widths": _optional(_widths),
+    "depth": _integer(0),
+    "batchnorm_momentum": _fraction(),
+    "dropout": _fraction(),
     "epochs": _integer(1),
     "batch_size": _integer(1),
+    "optimizer": _choice(("adamw", "sgd")),
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
-    "dropout": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "patience": _integer(0),
+    "schedule": _choice(("onecycle", "cosine", "constant")),
+    "warmup": _fraction(),
+    "weight_decay": _number(lambda v: v >= 0, "a number ≥ 0"),
+    "label_smoothing": _fraction(),
+    "flip": _flag,
+    "translate": _number(lambda v: isinstance(v, int) and 0 <= v <= 16, "an integer in [0, 16]"),
+    "cutout": _number(lambda v: isinstance(v, int) and 0 <= v <= 32, "an integer in [0, 32]"),
+    "precision": _choice(("float32", "mixed_bfloat16", "mixed_float16")),
+    "patience": _optional(_integer(0)),
     "seed": _integer(0),
 }
 SCHEMA = {
@@ -65,7 +93,7 @@ SCHEMA = {
     },
     "train_gray": _TRAIN,
     "train_rgb": _TRAIN,
-    "evaluate": {"cam_images": _integer(1), "cam_steps": _integer(1)},
+    "evaluate": {"tta": _choice(TTA_MODES), "cam_images": _integer(1), "cam_steps": _integer(1)},
     "gradcam": {
         "method": _choice(CAM_METHODS),
         "classes": _class_list,

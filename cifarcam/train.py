@@ -1,4 +1,8 @@
-"""Train one model with early stopping on the validation split, logging each epoch with DVCLive."""
+"""Train one model as a train_* section of params.yaml describes it, logging each epoch with DVCLive.
+
+Training resumes from a checkpoint after a kill; only the network (not the augmenting
+training wrapper of cifarcam.recipe) is returned, so inference and Grad-CAM see a plain classifier.
+"""
 
 import math
 import time
@@ -6,8 +10,9 @@ import time
 import keras
 from dvclive import Live
 
-from cifarcam import checkpoint, models
+from cifarcam import checkpoint
 from cifarcam.errors import PipelineError
+from cifarcam.recipe import compile_trainer, one_hot
 
 
 def make_deterministic(seed):
@@ -38,16 +43,6 @@ def log_epoch(live, logs):
     live.next_step()
 
 
-def build_and_compile(params, input_shape):
-    model = models.build(params["arch"], input_shape, params["dropout"])
-    model.compile(
-        optimizer=keras.optimizers.Adam(params["learning_rate"]),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def train(data, params, live_dir, checkpoint_dir):
     """Build (or resume), fit and return the model described by `params` (a train_* section)."""
     make_deterministic(params["seed"])
@@ -60,7 +55,7 @@ def train(data, params, live_dir, checkpoint_dir):
         print(f"resuming from the checkpoint after epoch {state['epochs_done']} in {checkpoint_dir}")
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"], (state["early_stopping"], best_weights))
     else:
-        model, state, history = build_and_compile(params, data["x_train"].shape[1:]), None, []
+        model, state, history = compile_trainer(params, data["x_train"]), None, []
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"])
     saver = checkpoint.Checkpoint(checkpoint_dir, run_fingerprint, early_stopping, history)
 
@@ -73,8 +68,8 @@ def train(data, params, live_dir, checkpoint_dir):
         else:
             model.fit(
                 data["x_train"],
-                data["y_train"],
-                validation_data=(data["x_val"], data["y_val"]),
+                one_hot(data["y_train"]),
+                validation_data=(data["x_val"], one_hot(data["y_val"])),
                 initial_epoch=state["epochs_done"] if state else 0,
                 epochs=params["epochs"],
                 batch_size=params["batch_size"],
@@ -97,4 +92,4 @@ def train(data, params, live_dir, checkpoint_dir):
             }
         )
         print(f"trained {len(losses)} epochs in {time.perf_counter() - started:.0f} s; best epoch {best_epoch}")
-    return model
+    return model.layers[-1]

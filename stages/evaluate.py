@@ -1,4 +1,4 @@
-"""Stage evaluate: both models on the official test set.
+"""Stage evaluate: both models on the official test set, with test-time augmentation (evaluate.tta).
 
 Writes reports/metrics.json (DVC metrics: the scores, and under `cam` how faithful and how
 concentrated the class activation maps are), reports/evaluation.json (per-class scores and the
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cifarcam import cam, examples, faithfulness, metrics, models
+from cifarcam import cam, examples, faithfulness, metrics, models, tta
 from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import run_stage
 from cifarcam.files import atomic_output
@@ -27,10 +27,14 @@ def main():
     for variant in VARIANTS:
         data = load_prepared(Path("data/prepared") / f"{variant}.npz")
         model = models.load(Path("models") / f"{variant}.keras")
-        predicted = model.predict(data["x_test"], batch_size=500, verbose=0).argmax(axis=1)
+        plain = model.predict(data["x_test"], batch_size=500, verbose=0).argmax(axis=1)
+        predicted = tta.predict_probabilities(model, data["x_test"], params["tta"]).argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
-        scores[variant] = metrics.summary(truth, predicted) | {"test_images": int(len(truth))}
-        scores[variant]["cam"] = cam_scores(model, data["x_test"], predicted, method, params)
+        scores[variant] = metrics.summary(truth, predicted) | {
+            "accuracy_without_tta": float((plain == truth).mean()),
+            "test_images": int(len(truth)),
+        }
+        scores[variant]["cam"] = cam_scores(model, data["x_test"], plain, method, params)
         details[variant] = {
             "per_class": metrics.per_class(truth, predicted, classes),
             "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),

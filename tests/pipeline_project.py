@@ -104,6 +104,8 @@ def tiny_params(source):
         "train_rgb.epochs": 1,
         "train_gray.batch_size": 8,
         "train_rgb.batch_size": 8,
+        "train_gray.widths": [8, 16, 16],
+        "train_rgb.widths": [8, 16, 16],
         "gradcam.images_per_row": 2,
     }
 

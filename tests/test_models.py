@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifarcam import models
+from cifarcam import cam, models
 from cifarcam.errors import PipelineError
 
 
@@ -19,6 +19,24 @@ def test_rgb_network_has_the_studys_widths_two_convolutions_each():
     model = models.build("seed_rgb_cnn", (32, 32, 3), dropout=0.5)
     widths = [layer.filters for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert widths == [32, 32, 64, 64, 128, 128, 256, 256]
+
+
+def test_resnet_stages_pool_then_add_a_residual_branch_and_are_sized_by_params():
+    model = models.build("resnet", (32, 32, 1), dropout=0.0, widths=[16, 32, 48], depth=2, batchnorm_momentum=0.8)
+    assert [model.get_layer(f"stage{i}_conv").filters for i in (1, 2, 3)] == [16, 32, 48]
+    assert tuple(model.get_layer("stage3_res2").output.shape[1:]) == (4, 4, 48)
+    assert all(layer.momentum == 0.8 for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert cam.last_feature_map_layer(model).name == "stage3_res2"  # the maps look at the last residual sum
+
+
+def test_grad_cam_reads_a_mixed_precision_resnet():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = models.build("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    maps = cam.class_activation_maps(model, np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32"), np.array([1, 2]))
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
 
 
 def test_an_unknown_architecture_names_the_choices():

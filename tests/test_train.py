@@ -2,11 +2,14 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from cifarcam.errors import PipelineError
 from cifarcam.train import train
+from pipeline_project import ROOT
 
-PARAMS = {"arch": "seed_gray_cnn", "epochs": 2, "batch_size": 16, "learning_rate": 0.003, "dropout": 0.2, "patience": 3, "seed": 7}
+SMALL_RESNET = {"widths": [8, 16, 16], "epochs": 2, "batch_size": 16, "precision": "float32", "patience": 3, "seed": 7}
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"] | SMALL_RESNET
 
 
 def tiny_data(seed=0, per_class=6):

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from cifarcam import recipe
+from cifarcam.augment import Augment
 from pipeline_project import ROOT
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"]
@@ -36,9 +37,10 @@ def test_the_trainer_augments_in_front_of_the_network_and_keeps_the_global_polic
     images = np.random.default_rng(0).random((40, 32, 32, 3), dtype=np.float32)
     params = DEFAULTS | {"widths": [8, 8, 8], "precision": "mixed_bfloat16", "label_smoothing": 0.2}
     trainer = recipe.compile_trainer(params, images)
-    assert [layer.name for layer in trainer.layers] == ["augment", "resnet"]
-    assert trainer.layers[-1].get_layer("stage1_conv").compute_dtype == "bfloat16"
-    assert trainer.layers[-1].get_layer("logits").compute_dtype == "float32"
+    augment, network = trainer.layers
+    assert isinstance(augment, Augment) and isinstance(network, keras.Model) and network.name == "resnet"
+    assert network.get_layer("stage1_conv").compute_dtype == "bfloat16"
+    assert network.get_layer("logits").compute_dtype == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert trainer.loss.get_config()["label_smoothing"] == 0.2
 

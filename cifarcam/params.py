@@ -16,8 +16,9 @@ CAM_METHODS = ("gradcam", "gradcam++")
 TTA_MODES = ("none", "flip", "flip_translate")
 
 
-def _integer(low):
-    return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low, f"an integer ≥ {low}")
+def _integer(low, high=math.inf):
+    allowed = f"an integer ≥ {low}" if high == math.inf else f"an integer in [{low}, {high}]"
+    return lambda v: (isinstance(v, int) and not isinstance(v, bool) and low <= v <= high, allowed)
 
 
 def _number(check, allowed):
@@ -37,6 +38,9 @@ def _widths(v):
     return ok, "a non-empty list of integers ≥ 1 (filters per stage)"
 
 
+_fraction = _number(lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
 def _flag(v):
     return isinstance(v, bool), "true or false"
 
@@ -54,27 +58,23 @@ def _class_list(v):
     return ok, f"a non-empty list of CIFAR-10 classes ({', '.join(CLASSES)})"
 
 
-def _fraction(allowed="a number in [0, 1)"):
-    return _number(lambda v: 0 <= v < 1, allowed)
-
-
 _TRAIN = {
     "arch": _choice(ARCHITECTURES),
     "widths": _optional(_widths),
     "depth": _integer(0),
-    "batchnorm_momentum": _fraction(),
-    "dropout": _fraction(),
+    "batchnorm_momentum": _fraction,
+    "dropout": _fraction,
     "epochs": _integer(1),
     "batch_size": _integer(1),
     "optimizer": _choice(("adamw", "sgd")),
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
     "schedule": _choice(("onecycle", "cosine", "constant")),
-    "warmup": _fraction(),
+    "warmup": _fraction,
     "weight_decay": _number(lambda v: v >= 0, "a number ≥ 0"),
-    "label_smoothing": _fraction(),
+    "label_smoothing": _fraction,
     "flip": _flag,
-    "translate": _number(lambda v: isinstance(v, int) and 0 <= v <= 16, "an integer in [0, 16]"),
-    "cutout": _number(lambda v: isinstance(v, int) and 0 <= v <= 32, "an integer in [0, 32]"),
+    "translate": _integer(0, 16),
+    "cutout": _integer(0, 32),
     "precision": _choice(("float32", "mixed_bfloat16", "mixed_float16")),
     "patience": _optional(_integer(0)),
     "seed": _integer(0),

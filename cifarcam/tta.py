@@ -19,7 +19,15 @@ def views(images, mode):
     return result
 
 
+def predict_views(model, images, mode="none", batch_size=500):
+    """Class probabilities of each test-time view of `images`; the first is of the images as they are."""
+    return [model.predict(view, batch_size=batch_size, verbose=0) for view in views(images, mode)]
+
+
 def predict_probabilities(model, images, mode="none", batch_size=500):
     """Class probabilities averaged over the test-time views of `images`."""
-    shown = views(images, mode)
-    return sum(model.predict(view, batch_size=batch_size, verbose=0) for view in shown) / len(shown)
+    return average(predict_views(model, images, mode, batch_size))
+
+
+def average(per_view):
+    return sum(per_view) / len(per_view)

@@ -27,8 +27,8 @@ def main():
     for variant in VARIANTS:
         data = load_prepared(Path("data/prepared") / f"{variant}.npz")
         model = models.load(Path("models") / f"{variant}.keras")
-        plain = model.predict(data["x_test"], batch_size=500, verbose=0).argmax(axis=1)
-        predicted = tta.predict_probabilities(model, data["x_test"], params["tta"]).argmax(axis=1)
+        per_view = tta.predict_views(model, data["x_test"], params["tta"])
+        plain, predicted = per_view[0].argmax(axis=1), tta.average(per_view).argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
         scores[variant] = metrics.summary(truth, predicted) | {
             "accuracy_without_tta": float((plain == truth).mean()),

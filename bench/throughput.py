@@ -2,6 +2,7 @@
 
     python -m bench.throughput                      # the train_gray and train_rgb recipes of params.yaml
     python -m bench.throughput --precision float32     # what bfloat16 buys
+    python -m bench.throughput --activation gelu       # what ReLU buys
     python -m bench.throughput --xla                   # what XLA buys (Keras leaves it off on a CPU-only TensorFlow)
 
 Each recipe trains on random images (throughput does not depend on their content) for a few
@@ -52,10 +53,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--precision")
+    parser.add_argument("--activation")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     args = parser.parse_args()
     params = yaml.safe_load(open("params.yaml"))
-    overrides = {"batch_size": args.batch_size, "precision": args.precision}
+    overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation}
     rows = [(name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla)) for name, section, channels in recipes(params, overrides)]
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; XLA forced on: {args.xla}")
     print("| recipe | images/s | s per epoch of 40,000 |\n|---|---|---|")

@@ -9,9 +9,11 @@ import yaml
 from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
-# The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES, cifarcam.cam.METHODS,
-# cifarcam.tta.MODES); importing those here would load TensorFlow, so a test keeps the copies equal.
+# The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES and ACTIVATIONS,
+# cifarcam.cam.METHODS, cifarcam.tta.MODES); importing those here would load TensorFlow, so a test keeps
+# the copies equal.
 ARCHITECTURES = ("resnet", "seed_gray_cnn", "seed_rgb_cnn")
+ACTIVATIONS = ("relu", "gelu")
 CAM_METHODS = ("gradcam", "gradcam++")
 TTA_MODES = ("none", "flip", "flip_translate")
 
@@ -63,6 +65,7 @@ _TRAIN = {
     "widths": _optional(_widths),
     "depth": _integer(0),
     "batchnorm_momentum": _fraction,
+    "activation": _choice(ACTIVATIONS),
     "dropout": _fraction,
     "epochs": _integer(1),
     "batch_size": _integer(1),

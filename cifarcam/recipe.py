@@ -63,7 +63,13 @@ def compile_trainer(params, train_images):
     keras.mixed_precision.set_global_policy(params["precision"])
     try:
         network = models.build(
-            params["arch"], train_images.shape[1:], params["dropout"], params["widths"], params["depth"], params["batchnorm_momentum"]
+            params["arch"],
+            train_images.shape[1:],
+            params["dropout"],
+            params["widths"],
+            params["depth"],
+            params["batchnorm_momentum"],
+            params["activation"],
         )
         augment = Augment(params["flip"], params["translate"], params["cutout"], seed=params["seed"])
         trainer = keras.Sequential([keras.Input(train_images.shape[1:]), augment, network], name="trainer")

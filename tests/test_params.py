@@ -23,6 +23,7 @@ def test_the_shipped_params_are_valid():
 
 def test_the_choices_are_the_architectures_and_methods_that_exist():
     assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
+    assert set(params.ACTIVATIONS) == set(models.ACTIVATIONS)
     assert set(params.CAM_METHODS) == set(cam.METHODS)
     assert set(params.TTA_MODES) == set(tta.MODES)
 
@@ -47,6 +48,7 @@ def test_the_choices_are_the_architectures_and_methods_that_exist():
         ("train_gray.learning_rate", 0, "number > 0"),
         ("train_gray.learning_rate", float("nan"), "number > 0"),
         ("train_rgb.dropout", 1, "[0, 1)"),
+        ("train_gray.activation", "tanh", "relu, gelu"),
         ("train_rgb.patience", -1, "integer ≥ 0"),
         ("train_rgb.widths", [], "non-empty list of integers"),
         ("train_gray.widths", [64, 0], "non-empty list of integers"),

@@ -32,8 +32,7 @@ def test_resnet_stages_pool_then_add_a_residual_branch_and_are_sized_by_params()
 @pytest.mark.parametrize("activation", models.ACTIVATIONS)
 def test_the_resnet_uses_the_chosen_activation_after_every_batch_normalization(activation):
     model = models.build("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8], activation=activation)
-    names = [layer.name for layer in model.layers]
-    after_bn = [model.layers[names.index(layer.name) + 1] for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    after_bn = [model.layers[i + 1] for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(after_bn) == 7  # the stem, and a stage convolution and one residual convolution per stage
     assert {layer.activation.__name__ for layer in after_bn} == {activation}
 

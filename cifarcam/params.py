@@ -10,10 +10,11 @@ from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
 # The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES and ACTIVATIONS,
-# cifarcam.cam.METHODS, cifarcam.tta.MODES); importing those here would load TensorFlow, so a test keeps
-# the copies equal.
+# cifarcam.augment.FLIPS, cifarcam.cam.METHODS, cifarcam.tta.MODES); importing those here would load
+# TensorFlow, so a test keeps the copies equal.
 ARCHITECTURES = ("resnet", "seed_gray_cnn", "seed_rgb_cnn")
 ACTIVATIONS = ("relu", "gelu")
+FLIPS = ("none", "random", "alternate")
 CAM_METHODS = ("gradcam", "gradcam++")
 TTA_MODES = ("none", "flip", "flip_translate")
 
@@ -41,10 +42,6 @@ def _widths(v):
 
 
 _fraction = _number(lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
-def _flag(v):
-    return isinstance(v, bool), "true or false"
 
 
 def _text(v):
@@ -75,7 +72,7 @@ _TRAIN = {
     "warmup": _fraction,
     "weight_decay": _number(lambda v: v >= 0, "a number ≥ 0"),
     "label_smoothing": _fraction,
-    "flip": _flag,
+    "flip": _choice(FLIPS),
     "translate": _integer(0, 16),
     "cutout": _integer(0, 32),
     "precision": _choice(("float32", "mixed_bfloat16", "mixed_float16")),

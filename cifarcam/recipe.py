@@ -59,6 +59,7 @@ def compile_trainer(params, train_images):
 
     `params["precision"]` applies to this model only: the global dtype policy is restored after.
     """
+    steps_per_epoch = math.ceil(len(train_images) / params["batch_size"])
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(params["precision"])
     try:
@@ -71,12 +72,12 @@ def compile_trainer(params, train_images):
             params["batchnorm_momentum"],
             params["activation"],
         )
-        augment = Augment(params["flip"], params["translate"], params["cutout"], seed=params["seed"])
+        augment = Augment(params["flip"], params["translate"], params["cutout"], steps_per_epoch, params["seed"])
         trainer = keras.Sequential([keras.Input(train_images.shape[1:]), augment, network], name="trainer")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     trainer.compile(
-        optimizer=optimizer(params, math.ceil(len(train_images) / params["batch_size"])),
+        optimizer=optimizer(params, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"]),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )

@@ -17,25 +17,55 @@ def reflect_shift(image, dy, dx, pad):
     return padded[pad + dy : pad + dy + image.shape[0], pad + dx : pad + dx + image.shape[1]]
 
 
+def mirrored(images, out):
+    """Per image: True if `out` is its mirror, False if it is untouched (anything else fails)."""
+    sides = [np.array_equal(o, i[:, ::-1]) for o, i in zip(keras.ops.convert_to_numpy(out), images)]
+    kept = [np.array_equal(o, i) for o, i in zip(keras.ops.convert_to_numpy(out), images)]
+    assert all(side != keep for side, keep in zip(sides, kept))
+    return np.array(sides)
+
+
 def test_inference_passes_images_through_untouched():
     images = numbered_images()
-    out = Augment(flip=True, translate=2, cutout=4)(images, training=False)
+    out = Augment(flip="alternate", translate=2, cutout=4)(images, training=False)
     assert np.array_equal(keras.ops.convert_to_numpy(out), images)
 
 
-def test_flip_mirrors_some_images_and_leaves_the_others():
+@pytest.mark.parametrize("flip", ["random", "alternate"])
+def test_flip_mirrors_some_images_and_leaves_the_others(flip):
     images = numbered_images()
-    out = keras.ops.convert_to_numpy(Augment(flip=True, translate=0, seed=3)(images, training=True))
-    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
-    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
-    assert all(f != k for f, k in zip(flipped, kept))
-    assert 10 < sum(flipped) < 54
+    assert 10 < mirrored(images, Augment(flip=flip, translate=0, seed=3)(images, training=True)).sum() < 54
+
+
+def test_alternating_flip_shows_each_image_both_ways_in_any_two_consecutive_epochs():
+    images = numbered_images()
+    layer = Augment(flip="alternate", translate=0, steps_per_epoch=2)
+    sides = np.array([mirrored(images, layer(images, training=True)) for _ in range(6)])  # 3 epochs of 2 steps
+    assert (sides[0] == sides[1]).all() and (sides[2] == sides[3]).all()  # fixed within an epoch
+    assert (sides[0] != sides[2]).all() and (sides[2] != sides[4]).all()  # and switched at the next
+
+
+def test_random_flip_redraws_the_sides_at_every_step():
+    images = numbered_images()
+    layer = Augment(flip="random", translate=0, seed=3)
+    first, second = (mirrored(images, layer(images, training=True)) for _ in range(2))
+    assert (first == second).any() and (first != second).any()
+
+
+def test_no_flip_leaves_every_image_unmirrored():
+    images = numbered_images()
+    assert not mirrored(images, Augment(flip="none", translate=0)(images, training=True)).any()
+
+
+def test_an_unknown_flip_names_the_choices():
+    with pytest.raises(ValueError, match="none, random, alternate"):
+        Augment(flip=True)
 
 
 @pytest.mark.parametrize("pad", [1, 2, 4])
 def test_translation_is_a_reflect_padded_shift_of_at_most_pad_pixels(pad):
     images = numbered_images()
-    out = keras.ops.convert_to_numpy(Augment(flip=False, translate=pad, seed=1)(images, training=True))
+    out = keras.ops.convert_to_numpy(Augment(flip="none", translate=pad, seed=1)(images, training=True))
     shifts = set()
     for o, image in zip(out, images):
         matches = [
@@ -51,7 +81,7 @@ def test_translation_is_a_reflect_padded_shift_of_at_most_pad_pixels(pad):
 
 def test_cutout_zeroes_one_square_of_at_most_the_given_side():
     images = numbered_images(size=16)
-    out = keras.ops.convert_to_numpy(Augment(flip=False, translate=0, cutout=6, seed=2)(images, training=True))
+    out = keras.ops.convert_to_numpy(Augment(flip="none", translate=0, cutout=6, seed=2)(images, training=True))
     holes = 0
     for o, image in zip(out, images):
         zero = (o == 0).all(axis=-1)
@@ -73,11 +103,13 @@ def test_the_same_seed_gives_the_same_augmentation():
     assert not np.array_equal(keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(other))
 
 
-def test_the_layer_survives_saving_and_loading(tmp_path):
-    model = keras.Sequential([keras.Input((8, 8, 3)), Augment(translate=3, cutout=2, seed=9)])
-    model.save(tmp_path / "augment.keras")
+def test_the_layer_survives_saving_and_loading_with_its_step_count(tmp_path):
+    layer = Augment(flip="alternate", translate=3, cutout=2, steps_per_epoch=5, seed=9)
+    layer(numbered_images(), training=True)
+    keras.Sequential([keras.Input((8, 8, 3)), layer]).save(tmp_path / "augment.keras")
     loaded = keras.models.load_model(tmp_path / "augment.keras").layers[0]
-    assert (loaded.flip, loaded.translate, loaded.cutout, loaded.seed) == (True, 3, 2, 9)
+    assert (loaded.flip, loaded.translate, loaded.cutout, loaded.steps_per_epoch, loaded.seed) == ("alternate", 3, 2, 5, 9)
+    assert int(keras.ops.convert_to_numpy(loaded.steps_done.value)) == 1  # a resumed run stays on its epoch's side
 
 
 @pytest.mark.parametrize("mode, count", [("none", 1), ("flip", 2), ("flip_translate", 6)])

@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from cifarcam import cam, models, params, tta
+from cifarcam import augment, cam, models, params, tta
 from cifarcam.errors import PipelineError
 from pipeline_project import ROOT
 
@@ -24,6 +24,7 @@ def test_the_shipped_params_are_valid():
 def test_the_choices_are_the_architectures_and_methods_that_exist():
     assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
     assert set(params.ACTIVATIONS) == set(models.ACTIVATIONS)
+    assert set(params.FLIPS) == set(augment.FLIPS)
     assert set(params.CAM_METHODS) == set(cam.METHODS)
     assert set(params.TTA_MODES) == set(tta.MODES)
 
@@ -55,7 +56,7 @@ def test_the_choices_are_the_architectures_and_methods_that_exist():
         ("train_rgb.optimizer", "rmsprop", "adamw, sgd"),
         ("train_rgb.schedule", "step", "onecycle, cosine, constant"),
         ("train_rgb.label_smoothing", 1, "[0, 1)"),
-        ("train_rgb.flip", "yes", "true or false"),
+        ("train_rgb.flip", True, "none, random, alternate"),
         ("train_rgb.translate", 40, "[0, 16]"),
         ("train_rgb.cutout", 2.5, "[0, 32]"),
         ("train_gray.precision", "float16", "float32, mixed_bfloat16, mixed_float16"),

@@ -19,8 +19,9 @@ def reflect_shift(image, dy, dx, pad):
 
 def mirrored(images, out):
     """Per image: True if `out` is its mirror, False if it is untouched (anything else fails)."""
-    sides = [np.array_equal(o, i[:, ::-1]) for o, i in zip(keras.ops.convert_to_numpy(out), images)]
-    kept = [np.array_equal(o, i) for o, i in zip(keras.ops.convert_to_numpy(out), images)]
+    out = keras.ops.convert_to_numpy(out)
+    sides = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
     assert all(side != keep for side, keep in zip(sides, kept))
     return np.array(sides)
 

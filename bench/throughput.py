@@ -1,8 +1,9 @@
 """Training throughput (images/s) of each architecture on this machine, and the peak memory.
 
     python -m bench.throughput                      # the train_gray and train_rgb recipes of params.yaml
-    python -m bench.throughput --precision float32     # what bfloat16 buys
-    python -m bench.throughput --activation gelu       # what ReLU buys
+    python -m bench.throughput --precision mixed_bfloat16   # bfloat16 (auto takes it only where it is native)
+    python -m bench.throughput --activation relu       # what ReLU buys
+    python -m bench.throughput --arch resnet           # another architecture (with its own batch size: --batch-size)
     python -m bench.throughput --xla                   # what XLA buys (Keras leaves it off on a CPU-only TensorFlow)
 
 Each recipe trains on random images (throughput does not depend on their content) for a few
@@ -12,22 +13,20 @@ run in the same command as the reference: compare ratios, not absolute figures.
 
 import argparse
 import copy
-import os
-import platform
 import resource
 import time
 
 import numpy as np
 import yaml
 
-from cifarcam import recipe
+from cifarcam import precision, recipe
 
 WARMUP_STEPS = 3
 
 
 def images_per_second(params, channels, steps, xla):
     rng = np.random.default_rng(0)
-    images = rng.random((params["batch_size"], 32, 32, channels), dtype=np.float32)
+    images = rng.integers(0, 256, (params["batch_size"], 32, 32, channels), dtype=np.uint8)
     trainer = recipe.compile_trainer(params, images)
     trainer.jit_compile = xla or trainer.jit_compile
     labels = recipe.one_hot(rng.integers(0, 10, params["batch_size"]))
@@ -54,12 +53,13 @@ def main():
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--precision")
     parser.add_argument("--activation")
+    parser.add_argument("--arch")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     args = parser.parse_args()
     params = yaml.safe_load(open("params.yaml"))
-    overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation}
+    overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation, "arch": args.arch}
     rows = [(name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla)) for name, section, channels in recipes(params, overrides)]
-    print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; XLA forced on: {args.xla}")
+    print(f"\nmachine: {precision.machine_summary()}; XLA forced on: {args.xla}")
     print("| recipe | images/s | s per epoch of 40,000 |\n|---|---|---|")
     for name, speed in rows:
         print(f"| {name} | {speed:.0f} | {40_000 / speed:.0f} |")

@@ -86,10 +86,15 @@ def prepare(raw, val_fraction, seed, max_per_class=None):
     return {"rgb": rgb, "gray": gray}
 
 
-def load_prepared(path):
-    """A prepared data set with the images scaled to float32 in [0, 1]."""
+def to_unit_range(images):
+    """uint8 pixels to float32 in [0, 1]."""
+    return images.astype(np.float32) / 255.0
+
+
+def load_prepared(path, scale=True):
+    """A prepared data set with the images scaled to float32 in [0, 1] (or kept uint8: scale=False)."""
     arrays = load_arrays(path)
     for split in SPLITS:
-        arrays[f"x_{split}"] = arrays[f"x_{split}"].astype(np.float32) / 255.0
+        arrays[f"x_{split}"] = to_unit_range(arrays[f"x_{split}"]) if scale else arrays[f"x_{split}"]
     arrays["classes"] = [str(name) for name in arrays["classes"]]
     return arrays

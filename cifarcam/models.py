@@ -7,9 +7,12 @@ gradients of the pre-softmax class score (the softmax saturates and flattens the
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
+from cifarcam import precision
 from cifarcam.errors import PipelineError
+from cifarcam.whitening import PatchWhitening
 
 NUM_CLASSES = 10
 
@@ -62,23 +65,58 @@ def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1,
     return _classifier_head(inputs, x, "resnet")
 
 
+def airbench(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), batchnorm_momentum=0.6, activation="gelu"):
+    """airbench94's network (Jordan 2024), the fastest known to 94% on CIFAR-10.
+
+    A frozen 2x2 patch-whitening convolution (set from the training images by `recipe`), then per
+    width a group: conv, 2x2 max-pool, BN, activation, conv, BN, activation. Each convolution
+    starts as the identity on its input channels (dirac), BN has no learned scale, and the
+    logits are scaled by 1/9 (a lower softmax temperature at the start).
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = PatchWhitening(name="whiten", dtype="float32")(inputs)  # its large weights cancel: bfloat16 is too coarse
+    x = layers.Activation(activation, name="whiten_act")(x)
+    unit = {"momentum": batchnorm_momentum, "activation": activation, "scale": False, "epsilon": 1e-12}
+    for group, width in enumerate(widths, 1):
+        x = _dirac_conv(x, width, f"group{group}_conv1")
+        x = layers.MaxPooling2D(name=f"group{group}_pool")(x)
+        x = _bn_activation(x, f"group{group}_1", unit)
+        x = _bn_activation(_dirac_conv(x, width, f"group{group}_conv2"), f"group{group}_2", unit)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Rescaling(1 / 9, name="logit_scale")(x)
+    return _classifier_head(inputs, x, "airbench", use_bias=False)
+
+
+def _dirac_conv(x, width, name):
+    conv = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)
+    y = conv(x)
+    kernel = keras.ops.convert_to_numpy(conv.kernel)
+    identity = min(x.shape[-1], width)
+    kernel[..., :identity] = 0
+    kernel[1, 1, np.arange(identity), np.arange(identity)] = 1
+    conv.kernel.assign(kernel)
+    return y
+
+
 def _conv_bn(x, width, name, unit):
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     return _bn_activation(x, name, unit)
 
 
 def _bn_activation(x, name, unit):
-    x = layers.BatchNormalization(momentum=unit["momentum"], name=f"{name}_bn")(x)
+    norm_options = {key: unit[key] for key in ("scale", "epsilon") if key in unit}
+    x = layers.BatchNormalization(momentum=unit["momentum"], name=f"{name}_bn", **norm_options)(x)
     return layers.Activation(unit["activation"], name=f"{name}_act")(x)
 
 
-def _classifier_head(inputs, features, name):
-    logits = layers.Dense(NUM_CLASSES, name="logits", dtype="float32")(features)
+def _classifier_head(inputs, features, name, use_bias=True):
+    logits = layers.Dense(NUM_CLASSES, use_bias=use_bias, name="logits", dtype="float32")(features)
     probabilities = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probabilities, name=name)
 
 
-ARCHITECTURES = {"resnet": resnet, "seed_gray_cnn": seed_gray_cnn, "seed_rgb_cnn": seed_rgb_cnn}
+ARCHITECTURES = {"resnet": resnet, "airbench": airbench, "seed_gray_cnn": seed_gray_cnn, "seed_rgb_cnn": seed_rgb_cnn}
 ACTIVATIONS = ("relu", "gelu")
 
 
@@ -86,20 +124,39 @@ def build(arch, input_shape, dropout, widths=None, depth=1, batchnorm_momentum=0
     """The named network; `widths` (per stage) sizes any; depth, BN momentum and activation the ResNet."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture '{arch}': choose one of {', '.join(ARCHITECTURES)}")
-    if arch == "resnet":
-        options = {"depth": depth, "batchnorm_momentum": batchnorm_momentum, "activation": activation}
+    if arch in ("resnet", "airbench"):
+        options = {"batchnorm_momentum": batchnorm_momentum, "activation": activation}
+        options |= {"depth": depth} if arch == "resnet" else {}
         options |= {"widths": tuple(widths)} if widths else {}
     else:
         options = {"filters": tuple(widths)} if widths else {}
     return ARCHITECTURES[arch](input_shape=input_shape, dropout=dropout, **options)
 
 
-def load(path):
-    """Load a saved model in Keras's safe mode, which refuses files that would run code."""
+def load(path, cpuinfo=precision.CPUINFO):
+    """Load a saved model in Keras's safe mode, which refuses files that would run code.
+
+    A model trained in mixed bfloat16 computes in float32 on a machine without native bfloat16,
+    where Grad-CAM's gradients would be emulated at a tenth of the speed (see cifarcam.precision).
+    """
     if not Path(path).is_file():
         raise PipelineError(f"model {path} not found: train it first (dvc repro) or check the path")
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        model = keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad file; all mean the same to the user
         reason = " ".join(str(error).split())[:300] or type(error).__name__
         raise PipelineError(f"cannot load model {path}: {reason}") from None
+    if precision.resolve("auto", cpuinfo) == "float32" and any(layer.compute_dtype == "bfloat16" for layer in model.layers):
+        return in_float32(model)
+    return model
+
+
+def in_float32(model):
+    """The same network and weights, every layer computing in float32."""
+
+    def float32_layer(layer):
+        return layer.__class__.from_config(layer.get_config() | {"dtype": "float32"})
+
+    clone = keras.models.clone_model(model, clone_function=float32_layer)
+    clone.set_weights(model.get_weights())
+    return clone

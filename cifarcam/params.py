@@ -10,11 +10,12 @@ from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
 # The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES and ACTIVATIONS,
-# cifarcam.augment.FLIPS, cifarcam.cam.METHODS, cifarcam.tta.MODES); importing those here would load
-# TensorFlow, so a test keeps the copies equal.
-ARCHITECTURES = ("resnet", "seed_gray_cnn", "seed_rgb_cnn")
+# cifarcam.augment.FLIPS, cifarcam.precision.CHOICES, cifarcam.cam.METHODS, cifarcam.tta.MODES);
+# importing those here would load TensorFlow, so a test keeps the copies equal.
+ARCHITECTURES = ("resnet", "airbench", "seed_gray_cnn", "seed_rgb_cnn")
 ACTIVATIONS = ("relu", "gelu")
 FLIPS = ("none", "random", "alternate")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CAM_METHODS = ("gradcam", "gradcam++")
 TTA_MODES = ("none", "flip", "flip_translate")
 
@@ -67,15 +68,20 @@ _TRAIN = {
     "epochs": _integer(1),
     "batch_size": _integer(1),
     "optimizer": _choice(("adamw", "sgd")),
+    "momentum": _fraction,
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
+    "bias_lr_scale": _number(lambda v: v > 0, "a number > 0"),
     "schedule": _choice(("onecycle", "cosine", "constant")),
     "warmup": _fraction,
+    "lr_start": _fraction,
+    "lr_end": _fraction,
     "weight_decay": _number(lambda v: v >= 0, "a number ≥ 0"),
     "label_smoothing": _fraction,
+    "lookahead": _integer(0),
     "flip": _choice(FLIPS),
     "translate": _integer(0, 16),
     "cutout": _integer(0, 32),
-    "precision": _choice(("float32", "mixed_bfloat16", "mixed_float16")),
+    "precision": _choice(PRECISIONS),
     "patience": _optional(_integer(0)),
     "seed": _integer(0),
 }

@@ -10,8 +10,26 @@ import math
 import keras
 import numpy as np
 
-from cifarcam import models
+from cifarcam import models, precision
 from cifarcam.augment import Augment
+from cifarcam.data import to_unit_range
+from cifarcam.lookahead import Lookahead
+
+WHITENING_IMAGES = 5000  # airbench's: enough for a stable 12x12 patch covariance
+
+
+@keras.saving.register_keras_serializable(package="cifarcam")
+class UnitRange(keras.layers.Layer):
+    """uint8 pixels to float32 in [0, 1], bit for bit as cifarcam.data.to_unit_range divides them.
+
+    The trainer takes the stored uint8 images, so that fit's copies of the data are a quarter the
+    size. The 256 values are looked up in a table of NumPy's own quotients: a division inside the
+    compiled step would not be exact, as TensorFlow rewrites x / 255 into x * (1 / 255).
+    """
+
+    def call(self, images):
+        table = keras.ops.convert_to_tensor(to_unit_range(np.arange(256, dtype=np.uint8)))
+        return keras.ops.take(table, keras.ops.cast(images, "int32"))
 
 
 @keras.saving.register_keras_serializable(package="cifarcam")
@@ -34,34 +52,84 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate(params, steps_per_epoch):
-    """A constant rate, a one-cycle (linear warm-up then linear decay to 0) or a warmed-up cosine."""
+    """A constant rate, a one-cycle (linear warm-up, then linear decay) or a warmed-up cosine.
+
+    The warm-up starts at `lr_start` times the peak, and the decay ends at `lr_end` times it.
+    """
     peak, total = params["learning_rate"], params["epochs"] * steps_per_epoch
     warmup = round(params["warmup"] * total)
+    start, end = peak * params["lr_start"], peak * params["lr_end"]
     if params["schedule"] == "onecycle":
-        return PiecewiseLinear([0, warmup, total], [peak * 0.1, peak, 0.0])
+        return PiecewiseLinear([0, warmup, total], [start, peak, end])
     if params["schedule"] == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            peak * 0.1 if warmup else peak, total - warmup, warmup_target=peak if warmup else None, warmup_steps=warmup
+            start if warmup else peak, total - warmup, alpha=params["lr_end"], warmup_target=peak if warmup else None, warmup_steps=warmup
         )
     return peak
 
 
+class _BiasRate:
+    """Scales the learning rate of BN's shifts (`beta`) by `bias_lr_scale`, as airbench does (64x).
+
+    Weight decay is applied before the step at the unscaled rate, so the shifts decay as the rest.
+    """
+
+    def __init__(self, bias_lr_scale=1.0, **options):
+        super().__init__(**options)
+        self.bias_lr_scale = bias_lr_scale
+
+    def build(self, variables):
+        super().build(variables)
+        # update_step may see the backend's variable (TensorFlow's is named "<layer>/beta:0"): go by index
+        self._scaled = {self._get_variable_index(variable) for variable in variables if variable.name == "beta"}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._get_variable_index(variable) in self._scaled:
+            learning_rate = learning_rate * self.bias_lr_scale
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return super().get_config() | {"bias_lr_scale": self.bias_lr_scale}
+
+
+@keras.saving.register_keras_serializable(package="cifarcam")
+class SGD(_BiasRate, keras.optimizers.SGD):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="cifarcam")
+class AdamW(_BiasRate, keras.optimizers.AdamW):
+    pass
+
+
 def optimizer(params, steps_per_epoch):
-    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled."""
+    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled.
+
+    Keras's own classes unless BN's shifts get a rate of their own: the subclasses compile to
+    another graph, which rounds differently from the one the default recipe's runs were made with.
+    """
     options = {"learning_rate": learning_rate(params, steps_per_epoch), "weight_decay": params["weight_decay"]}
+    if params["bias_lr_scale"] == 1:
+        sgd, adamw = keras.optimizers.SGD, keras.optimizers.AdamW
+    else:
+        sgd, adamw = SGD, AdamW
+        options["bias_lr_scale"] = params["bias_lr_scale"]
     if params["optimizer"] == "sgd":
-        return keras.optimizers.SGD(momentum=0.9, nesterov=True, **options)
-    return keras.optimizers.AdamW(**options)
+        return sgd(momentum=params["momentum"], nesterov=True, **options)
+    return adamw(beta_1=params["momentum"], **options)
 
 
 def compile_trainer(params, train_images):
-    """The training model: augmentation in front of the network, compiled with the recipe.
+    """The training model: uint8 images scaled to [0, 1], augmented, then the network; compiled with the recipe.
 
-    `params["precision"]` applies to this model only: the global dtype policy is restored after.
+    `params["precision"]` (`auto`: see cifarcam.precision) applies to this model only: the global
+    dtype policy is restored after.
     """
+    if train_images.dtype != np.uint8:
+        raise ValueError(f"the trainer takes uint8 images, not {train_images.dtype}: load them with load_prepared(path, scale=False)")
     steps_per_epoch = math.ceil(len(train_images) / params["batch_size"])
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(params["precision"])
+    keras.mixed_precision.set_global_policy(precision.resolve(params["precision"]))
     try:
         network = models.build(
             params["arch"],
@@ -72,8 +140,12 @@ def compile_trainer(params, train_images):
             params["batchnorm_momentum"],
             params["activation"],
         )
+        if params["arch"] == "airbench":
+            stride = math.ceil(len(train_images) / WHITENING_IMAGES)  # spread over the classes, which the split keeps in order
+            network.get_layer("whiten").adapt(to_unit_range(train_images[::stride]))
         augment = Augment(params["flip"], params["translate"], params["cutout"], steps_per_epoch, params["seed"])
-        trainer = keras.Sequential([keras.Input(train_images.shape[1:]), augment, network], name="trainer")
+        scale = UnitRange(name="unit_range", dtype="float32")
+        trainer = keras.Sequential([keras.Input(train_images.shape[1:], dtype="uint8"), scale, augment, network], name="trainer")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     trainer.compile(
@@ -82,6 +154,14 @@ def compile_trainer(params, train_images):
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     return trainer
+
+
+def callbacks(params, trainer, train_count):
+    """What the recipe adds to `fit` besides the optimizer: the lookahead, when it is on."""
+    if not params["lookahead"]:
+        return []
+    steps_per_epoch = math.ceil(train_count / params["batch_size"])
+    return [Lookahead(trainer.layers[-1], params["lookahead"], steps_per_epoch, params["epochs"])]
 
 
 def one_hot(labels):

@@ -10,9 +10,9 @@ import time
 import keras
 from dvclive import Live
 
-from cifarcam import checkpoint
+from cifarcam import checkpoint, precision
 from cifarcam.errors import PipelineError
-from cifarcam.recipe import compile_trainer, one_hot
+from cifarcam.recipe import callbacks, compile_trainer, one_hot
 
 
 def make_deterministic(seed):
@@ -44,8 +44,14 @@ def log_epoch(live, logs):
 
 
 def train(data, params, live_dir, checkpoint_dir):
-    """Build (or resume), fit and return the model described by `params` (a train_* section)."""
+    """Build (or resume), fit and return the model described by `params` (a train_* section).
+
+    `data` holds the split's uint8 images, as `load_prepared(path, scale=False)` gives them.
+    """
     make_deterministic(params["seed"])
+    # resolved first, so that a checkpoint made in another precision (on another machine) is not resumed
+    params = params | {"precision": precision.resolve(params["precision"])}
+    print(f"computing in {params['precision']}")
     arrays = (data["x_train"], data["y_train"], data["x_val"], data["y_val"])
     run_fingerprint = checkpoint.fingerprint(params, arrays)
     resumed = checkpoint.load(checkpoint_dir, run_fingerprint)
@@ -73,7 +79,7 @@ def train(data, params, live_dir, checkpoint_dir):
                 initial_epoch=state["epochs_done"] if state else 0,
                 epochs=params["epochs"],
                 batch_size=params["batch_size"],
-                callbacks=[keras.callbacks.TerminateOnNaN(), early_stopping, saver, LiveLogger(live)],
+                callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks(params, model, len(data["x_train"])), early_stopping, saver, LiveLogger(live)],
                 verbose=2,
             )
         losses = [logs["loss"] for logs in history]

@@ -19,7 +19,7 @@ def main():
     if variant not in VARIANTS:
         raise PipelineError("usage: python -m stages.train gray|rgb")
     params = load_section(f"train_{variant}")
-    data = load_prepared(Path("data/prepared") / f"{variant}.npz")
+    data = load_prepared(Path("data/prepared") / f"{variant}.npz", scale=False)
     checkpoints = Path("checkpoints") / variant
     model = train(data, params, live_dir=Path("reports/train") / variant, checkpoint_dir=checkpoints)
     with atomic_output(Path("models") / f"{variant}.keras") as partial:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cifarcam import models
+from cifarcam.data import to_unit_range
 from cifarcam.train import train
 from pipeline_project import ROOT
 from test_train import PARAMS, tiny_data
@@ -21,12 +22,13 @@ JAX_TRAINS = textwrap.dedent(
     import keras
     sys.path.insert(0, "tests")
     from test_train import PARAMS, tiny_data
+    from cifarcam.data import to_unit_range
     from cifarcam.train import train
     folder = Path(sys.argv[1])
     assert keras.backend.backend() == "jax"
     model = train(tiny_data(), PARAMS, folder / "live", folder / "checkpoint")
     model.save(f"{folder}/jax.keras")
-    np.save(f"{folder}/jax.npy", model.predict(tiny_data()["x_val"], verbose=0))
+    np.save(f"{folder}/jax.npy", model.predict(to_unit_range(tiny_data()["x_val"]), verbose=0))
     """
 )
 
@@ -38,11 +40,12 @@ JAX_EVALUATES = textwrap.dedent(
     import keras
     sys.path.insert(0, "tests")
     from test_train import tiny_data
+    from cifarcam.data import to_unit_range
     from cifarcam import models, tta
     folder = Path(sys.argv[1])
     assert keras.backend.backend() == "jax"
     model = models.load(f"{folder}/tensorflow.keras")
-    np.save(f"{folder}/loaded.npy", tta.predict_probabilities(model, tiny_data()["x_val"], "flip_translate"))
+    np.save(f"{folder}/loaded.npy", tta.predict_probabilities(model, to_unit_range(tiny_data()["x_val"]), "flip_translate"))
     """
 )
 
@@ -60,7 +63,7 @@ def test_a_model_trained_under_jax_predicts_the_same_under_tensorflow(tmp_path, 
     loaded = models.load(tmp_path / "jax.keras")
     expected = np.load(tmp_path / "jax.npy")
     tolerance = 1e-5 if params["precision"] == "float32" else 2e-2
-    assert np.allclose(loaded.predict(tiny_data()["x_val"], verbose=0), expected, atol=tolerance)
+    assert np.allclose(loaded.predict(to_unit_range(tiny_data()["x_val"]), verbose=0), expected, atol=tolerance)
     assert (tmp_path / "live" / "metrics.json").is_file()  # the DVCLive logging ran under JAX too
 
 
@@ -70,5 +73,5 @@ def test_a_model_trained_under_tensorflow_evaluates_under_jax(tmp_path):
     model = train(tiny_data(), PARAMS, tmp_path / "live", tmp_path / "checkpoint")
     model.save(tmp_path / "tensorflow.keras")
     run_under_jax(JAX_EVALUATES, tmp_path)
-    expected = tta.predict_probabilities(model, tiny_data()["x_val"], "flip_translate")
+    expected = tta.predict_probabilities(model, to_unit_range(tiny_data()["x_val"]), "flip_translate")
     assert np.allclose(np.load(tmp_path / "loaded.npy"), expected, atol=1e-5)

@@ -81,3 +81,23 @@ def test_a_missing_or_unreadable_model_is_one_line(tmp_path, content):
     with pytest.raises(PipelineError, match="rgb.keras") as error:
         models.load(path)
     assert "\n" not in str(error.value)
+
+
+def test_airbench_whitens_then_pools_three_groups_to_3x3_with_scale_free_bn_and_scaled_logits():
+    model = models.build("airbench", (32, 32, 1), dropout=0.0, widths=[16, 32, 48], batchnorm_momentum=0.6, activation="gelu")
+    assert tuple(model.get_layer("whiten").output.shape[1:]) == (31, 31, 8)  # 2x2 patches of one channel, both signs
+    assert [tuple(model.get_layer(f"group{i}_2_act").output.shape[1:]) for i in (1, 2, 3)] == [(15, 15, 16), (7, 7, 32), (3, 3, 48)]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 6 and all(layer.momentum == 0.6 and not layer.scale for layer in norms)
+    assert model.get_layer("logit_scale").scale == 1 / 9 and not model.get_layer("logits").use_bias
+    assert cam.last_feature_map_layer(model).name == "group3_2_act"
+
+
+def test_airbench_convolutions_start_as_the_identity_on_their_input_channels():
+    model = models.build("airbench", (32, 32, 3), dropout=0.0, widths=[16, 32, 32])
+    widening = keras.ops.convert_to_numpy(model.get_layer("group2_conv1").kernel)  # 16 -> 32 channels
+    assert np.array_equal(widening[..., :16], np.eye(16)[None, None] * (np.arange(3)[:, None, None, None] == 1) * (np.arange(3)[None, :, None, None] == 1))
+    assert np.abs(widening[..., 16:]).max() > 0  # the other filters keep their random start
+    image = np.random.default_rng(0).random((1, 7, 7, 32)).astype("float32")
+    square = model.get_layer("group3_conv2")  # 32 -> 32: the identity as a whole
+    assert np.allclose(keras.ops.convert_to_numpy(square(image)), image, atol=1e-6)

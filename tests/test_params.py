@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from cifarcam import augment, cam, models, params, tta
+from cifarcam import augment, cam, models, params, precision, tta
 from cifarcam.errors import PipelineError
 from pipeline_project import ROOT
 
@@ -25,6 +25,7 @@ def test_the_choices_are_the_architectures_and_methods_that_exist():
     assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
     assert set(params.ACTIVATIONS) == set(models.ACTIVATIONS)
     assert set(params.FLIPS) == set(augment.FLIPS)
+    assert set(params.PRECISIONS) == set(precision.CHOICES)
     assert set(params.CAM_METHODS) == set(cam.METHODS)
     assert set(params.TTA_MODES) == set(tta.MODES)
 
@@ -54,6 +55,8 @@ def test_the_choices_are_the_architectures_and_methods_that_exist():
         ("train_rgb.widths", [], "non-empty list of integers"),
         ("train_gray.widths", [64, 0], "non-empty list of integers"),
         ("train_rgb.optimizer", "rmsprop", "adamw, sgd"),
+        ("train_rgb.momentum", 1.0, "[0, 1)"),
+        ("train_gray.bias_lr_scale", 0, "number > 0"),
         ("train_rgb.schedule", "step", "onecycle, cosine, constant"),
         ("train_rgb.label_smoothing", 1, "[0, 1)"),
         ("train_rgb.flip", True, "none, random, alternate"),

@@ -5,6 +5,7 @@ import yaml
 
 from cifarcam import recipe
 from cifarcam.augment import Augment
+from cifarcam.data import to_unit_range
 from pipeline_project import ROOT
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"]
@@ -14,30 +15,68 @@ def rates(schedule, steps):
     return np.array([float(keras.ops.convert_to_numpy(schedule(step))) for step in steps])
 
 
-def test_onecycle_warms_up_linearly_then_decays_to_zero():
-    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "onecycle"}
+def test_onecycle_warms_up_linearly_then_decays_linearly():
+    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "onecycle", "lr_start": 0.1, "lr_end": 0.0}
     schedule = recipe.learning_rate(params, steps_per_epoch=10)  # 100 steps, peak at 20
     assert np.allclose(rates(schedule, [0, 10, 20, 60, 100, 150]), [0.04, 0.22, 0.4, 0.2, 0.0, 0.0], atol=1e-6)
+    ends = recipe.learning_rate(params | {"lr_start": 0.2, "lr_end": 0.07}, steps_per_epoch=10)
+    assert np.allclose(rates(ends, [0, 20, 100, 150]), [0.08, 0.4, 0.028, 0.028], atol=1e-6)
 
 
-def test_cosine_warms_up_then_follows_a_half_cosine():
-    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "cosine"}
+def test_cosine_warms_up_then_follows_a_half_cosine_to_its_end_rate():
+    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "cosine", "lr_start": 0.1, "lr_end": 0.0}
     schedule = recipe.learning_rate(params, steps_per_epoch=10)
-    assert np.allclose(rates(schedule, [20, 60, 100]), [0.4, 0.2, 0.0], atol=1e-6)
+    assert np.allclose(rates(schedule, [0, 20, 60, 100]), [0.04, 0.4, 0.2, 0.0], atol=1e-6)
+    ends = recipe.learning_rate(params | {"lr_end": 0.5}, steps_per_epoch=10)
+    assert np.allclose(rates(ends, [20, 60, 100]), [0.4, 0.3, 0.2], atol=1e-6)
     assert recipe.learning_rate(params | {"schedule": "constant"}, 10) == 0.4
 
 
 @pytest.mark.parametrize("name, kind", [("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)])
-def test_the_optimizer_is_the_one_named_with_decoupled_weight_decay(name, kind):
-    optimizer = recipe.optimizer(DEFAULTS | {"optimizer": name, "weight_decay": 0.05}, steps_per_epoch=10)
+def test_the_optimizer_is_the_one_named_with_decoupled_weight_decay_and_the_momentum(name, kind):
+    optimizer = recipe.optimizer(DEFAULTS | {"optimizer": name, "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
     assert isinstance(optimizer, kind) and optimizer.weight_decay == 0.05
+    assert (optimizer.momentum if name == "sgd" else optimizer.beta_1) == 0.85
 
 
-def test_the_trainer_augments_in_front_of_the_network_and_keeps_the_global_policy():
-    images = np.random.default_rng(0).random((40, 32, 32, 3), dtype=np.float32)
-    params = DEFAULTS | {"widths": [8, 8, 8], "precision": "mixed_bfloat16", "label_smoothing": 0.2}
+def one_step_changes(params, gradient=1.0):
+    """How far one step moves a BN shift, a BN scale and a kernel that all have the same gradient."""
+    norm = keras.layers.BatchNormalization()
+    norm.build((None, 2))
+    dense = keras.layers.Dense(2, use_bias=False)
+    dense.build((None, 2))
+    variables = [norm.beta, norm.gamma, dense.kernel]
+    for variable in variables:  # from 0, so that the change is the step itself, not rounded into a random start
+        variable.assign(keras.ops.zeros(variable.shape))
+    before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
+    optimizer = recipe.optimizer(params, steps_per_epoch=10)
+    optimizer.apply_gradients([(keras.ops.full(v.shape, gradient), v) for v in variables])
+    return [float(np.abs(keras.ops.convert_to_numpy(v) - b).max()) for v, b in zip(variables, before)]
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_bias_lr_scale_speeds_up_only_the_batch_norm_shifts(name):
+    params = DEFAULTS | {"optimizer": name, "schedule": "constant", "learning_rate": 0.01, "weight_decay": 0.0}
+    plain, scaled = one_step_changes(params | {"bias_lr_scale": 1}), one_step_changes(params | {"bias_lr_scale": 64})
+    assert scaled[0] == pytest.approx(64 * plain[0], rel=1e-4)
+    assert scaled[1:] == pytest.approx(plain[1:], rel=1e-6) and plain[1] > 0
+
+
+def test_bias_lr_scale_survives_a_save_and_load(tmp_path):
+    params = DEFAULTS | {"arch": "resnet", "optimizer": "sgd", "momentum": 0.85, "bias_lr_scale": 64, "widths": [8, 8, 8]}
+    trainer = recipe.compile_trainer(params, np.zeros((8, 32, 32, 3), np.uint8))
+    trainer.optimizer.build(trainer.trainable_variables)  # as after a step: its state is saved too
+    trainer.save(tmp_path / "trainer.keras")
+    loaded = keras.models.load_model(tmp_path / "trainer.keras").optimizer
+    assert isinstance(loaded, recipe.SGD) and loaded.bias_lr_scale == 64 and loaded.momentum == 0.85
+
+
+def test_the_trainer_scales_and_augments_in_front_of_the_network_and_keeps_the_global_policy():
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    params = DEFAULTS | {"arch": "resnet", "widths": [8, 8, 8], "precision": "mixed_bfloat16", "label_smoothing": 0.2}
     trainer = recipe.compile_trainer(params, images)
-    augment, network = trainer.layers
+    scale, augment, network = trainer.layers
+    assert isinstance(scale, recipe.UnitRange) and scale.compute_dtype == "float32"
     assert isinstance(augment, Augment) and isinstance(network, keras.Model) and network.name == "resnet"
     assert network.get_layer("stage1_conv").compute_dtype == "bfloat16"
     assert network.get_layer("logits").compute_dtype == "float32"
@@ -47,3 +86,26 @@ def test_the_trainer_augments_in_front_of_the_network_and_keeps_the_global_polic
 
 def test_label_smoothing_is_applied_to_one_hot_labels():
     assert recipe.one_hot(np.array([2, 0])).tolist()[0] == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_airbench_whitening_is_set_from_training_images_spread_over_the_classes():
+    # 12,000 images ordered by class, as the split keeps them; each class has its own brightness
+    rng = np.random.default_rng(0)
+    brightness = np.repeat(np.linspace(0.1, 0.9, 10), 1200)[:, None, None, None]
+    images = np.round(255 * (brightness + 0.05 * rng.random((12_000, 32, 32, 1)))).astype(np.uint8)
+    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "batchnorm_momentum": 0.6, "precision": "float32"}
+    network = recipe.compile_trainer(params, images).layers[-1]
+    whiten = network.get_layer("whiten")
+    whitened = keras.ops.convert_to_numpy(whiten(to_unit_range(images[::7])))
+    assert np.abs(whitened.mean(axis=(0, 1, 2))).max() < 0.05  # centred on all classes, not on the first ones
+
+
+def test_the_trainer_scales_uint8_pixels_exactly_as_load_prepared_does():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    scaled = keras.ops.convert_to_numpy(recipe.UnitRange(dtype="float32")(pixels))
+    np.testing.assert_array_equal(scaled, to_unit_range(pixels))
+
+
+def test_the_trainer_refuses_float_images_with_the_fix():
+    with pytest.raises(ValueError, match="uint8 images.*scale=False"):
+        recipe.compile_trainer(DEFAULTS, np.zeros((8, 32, 32, 3), np.float32))

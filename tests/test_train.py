@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -13,13 +17,13 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"] | SMAL
 
 
 def tiny_data(seed=0, per_class=6):
-    """Gray images whose class sets their brightness: learnable in a few steps."""
+    """Gray uint8 images (as the pipeline stores them) whose class sets their brightness: learnable in a few steps."""
     rng = np.random.default_rng(seed)
 
     def split():
         labels = np.repeat(np.arange(10), per_class)
         images = labels[:, None, None, None] / 10 + rng.random((len(labels), 32, 32, 1)) * 0.1
-        return images.astype("float32"), labels
+        return np.round(images * 255).astype(np.uint8), labels
 
     (x_train, y_train), (x_val, y_val) = split(), split()
     return {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val}
@@ -42,6 +46,38 @@ def test_the_same_seed_gives_the_same_weights(tmp_path):
     other = train(tiny_data(), PARAMS | {"seed": 8}, tmp_path / "c", tmp_path / "c-checkpoint").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
+
+
+# One epoch of the default ResNet at full width on 1,280 images, saved as weights: the smallest run in
+# which TensorFlow's side-by-side ops (inter-op threads) made two processes differ on a 2-core Zen 3.
+FULL_WIDTH_EPOCH = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    sys.path.insert(0, "tests")
+    from test_train import PARAMS
+    from cifarcam.train import train
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 154)
+    images = np.clip(labels[:, None, None, None] * 20 + rng.integers(0, 80, (1540, 32, 32, 3)), 0, 255).astype(np.uint8)
+    data = {"x_train": images[:1280], "y_train": labels[:1280], "x_val": images[1280:], "y_val": labels[1280:]}
+    params = PARAMS | {"widths": [64, 256, 256], "epochs": 1, "batch_size": 256}
+    folder = Path(sys.argv[1])
+    np.savez(folder / "weights.npz", *train(data, params, folder / "live", folder / "checkpoint").get_weights())
+    """
+)
+
+
+def test_two_processes_train_the_full_width_network_to_the_same_weights(tmp_path):
+    weights = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        result = subprocess.run([sys.executable, "-c", FULL_WIDTH_EPOCH, tmp_path / run], cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        weights.append(np.load(tmp_path / run / "weights.npz"))
+    first, second = weights
+    assert all(np.array_equal(first[name], second[name]) for name in first.files)
 
 
 def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):

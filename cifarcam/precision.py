@@ -17,13 +17,18 @@ BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86's AVX512_BF16 an
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_flags(cpuinfo=CPUINFO):
-    """The CPU's feature flags as Linux lists them (x86 `flags`, Arm `Features`); empty elsewhere."""
+def _cpuinfo(cpuinfo):
+    """(key, value) pairs of Linux's description of the CPU; none where there is no such file."""
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return set()
-    return {flag for line in lines if line.split(":")[0].strip() in ("flags", "Features") for flag in line.split(":", 1)[1].split()}
+        return []
+    return [tuple(part.strip() for part in line.split(":", 1)) for line in lines if ":" in line]
+
+
+def cpu_flags(cpuinfo=CPUINFO):
+    """The CPU's feature flags as Linux lists them (x86 `flags`, Arm `Features`); empty elsewhere."""
+    return {flag for key, value in _cpuinfo(cpuinfo) if key in ("flags", "Features") for flag in value.split()}
 
 
 def has_accelerator():
@@ -57,5 +62,5 @@ def resolve(precision, cpuinfo=CPUINFO):
 
 def machine_summary(cpuinfo=CPUINFO):
     """One line for benchmark reports: the CPU's model, its cores, and what `auto` resolves to here."""
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
-    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores, precision auto: {resolve('auto', cpuinfo)}"
+    model = next((value for key, value in _cpuinfo(cpuinfo) if key == "model name"), "unknown CPU")
+    return f"{model}, {os.cpu_count()} cores, precision auto: {resolve('auto', cpuinfo)}"

@@ -69,3 +69,9 @@ def test_a_bfloat16_model_keeps_its_precision_where_bfloat16_is_native(tmp_path)
     loaded = models.load(tmp_path / "model.keras", cpuinfo=tmp_path / "cpuinfo")
     assert loaded.get_layer("stage1_conv").compute_dtype == "bfloat16"
     assert loaded.get_layer("logits").compute_dtype == "float32"
+
+
+def test_the_machine_summary_names_the_cpu_and_what_auto_takes_there(tmp_path):
+    (tmp_path / "cpuinfo").write_text("model name\t: AMD EPYC 9R14 96-Core Processor\n" + ZEN4)
+    summary = precision.machine_summary(tmp_path / "cpuinfo")
+    assert summary.startswith("AMD EPYC 9R14 96-Core Processor, ") and summary.endswith("precision auto: mixed_bfloat16")

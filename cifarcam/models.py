@@ -49,7 +49,7 @@ def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1,
     A 3x3 stem convolution, then per width one stage: convolution, 2x2 max-pool, BN, activation,
     and `depth` residual convolutions (conv, BN, activation, added back). Pooling before BN and
     the activation does those at a quarter of the positions; global max pooling ends it.
-    airbench uses GELU; ReLU trains 1.25x faster on a CPU (an exact GELU is an erf per element).
+    airbench uses GELU; ReLU trains 1.2x faster on a CPU (an exact GELU is an erf per element).
     """
     inputs = keras.Input(input_shape, name="image")
     unit = {"momentum": batchnorm_momentum, "activation": activation}

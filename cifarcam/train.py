@@ -16,7 +16,11 @@ from cifarcam.recipe import callbacks, compile_trainer, one_hot
 
 
 def make_deterministic(seed):
-    """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic kernels."""
+    """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic kernels.
+
+    TensorFlow's other half of determinism, one op at a time, must be set before it starts:
+    `cifarcam/__init__.py` does it.
+    """
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

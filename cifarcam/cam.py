@@ -4,13 +4,14 @@ Grad-CAM (Selvaraju et al. 2017) weights each feature channel by its spatially a
 Grad-CAM++ (Chattopadhay et al. 2018) weights the positive gradients by per-position
 coefficients, which credits several instances of a class rather than the strongest one. The
 class score is the logit, not the softmax probability, whose gradient vanishes once the model
-is confident. Arithmetic is float32 whatever the model's compute dtype.
+is confident. Arithmetic is float32 whatever the model's compute dtype. The gradients are taken
+by the backend's own differentiation, TensorFlow's or JAX's, so the maps need no TensorFlow on a
+JAX machine.
 """
 
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -38,18 +39,38 @@ def class_activation_maps(model, images, class_indices, method="gradcam", logits
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method '{method}': choose one of {', '.join(METHODS)}")
-    probe = keras.Model(model.inputs, [last_feature_map_layer(model).output, model.get_layer(logits_layer).output])
-    images = tf.convert_to_tensor(images, tf.float32)
-    with tf.GradientTape() as tape:
-        features, logits = probe(images, training=False)
-        scores = tf.gather(logits, np.asarray(class_indices), axis=1, batch_dims=1)
-    gradients = tf.cast(tape.gradient(scores, features), tf.float32).numpy()
-    features = tf.cast(features, tf.float32).numpy()
+    target = last_feature_map_layer(model)
+    body = keras.Model(model.inputs[0], target.output)
+    head = keras.Model(target.output, model.get_layer(logits_layer).output)
+    features = body(keras.ops.convert_to_tensor(np.asarray(images, np.float32)), training=False)
+    chosen = keras.ops.one_hot(np.asarray(class_indices), head.output.shape[-1], dtype="float32")
+    gradients = _gradient_of_sum(lambda x: chosen * keras.ops.cast(head(x, training=False), "float32"), features)
+    gradients, features = (keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")) for x in (gradients, features))
     weights = _gradcam_weights(gradients) if method == "gradcam" else _gradcam_plus_plus_weights(gradients, features)
     maps = np.maximum(np.einsum("nhwk,nk->nhw", features, weights), 0)
     peaks = maps.max(axis=(1, 2), keepdims=True)
     maps = np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0)
-    return upsample(maps, images.shape[1:3])
+    return upsample(maps, np.shape(images)[1:3])
+
+
+def _gradient_of_sum(function, x):
+    """The gradient of sum(function(x)) with respect to the tensor x, by the backend's autodiff.
+
+    Summing over the batch is exact here: each image's score depends on its own features only.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(function(x))
+        return tape.gradient(total, x)
+    if backend == "jax":
+        import jax
+
+        return jax.grad(lambda value: function(value).sum())(x)
+    raise RuntimeError(f"class activation maps need the tensorflow or jax backend, not {backend}: set KERAS_BACKEND to one of them")
 
 
 def _gradcam_weights(gradients):

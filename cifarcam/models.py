@@ -136,8 +136,8 @@ def build(arch, input_shape, dropout, widths=None, depth=1, batchnorm_momentum=0
 def load(path, cpuinfo=precision.CPUINFO):
     """Load a saved model in Keras's safe mode, which refuses files that would run code.
 
-    A model trained in mixed bfloat16 computes in float32 on a machine without native bfloat16,
-    where Grad-CAM's gradients would be emulated at a tenth of the speed (see cifarcam.precision).
+    A model trained in mixed bfloat16 computes in float32 on a machine without native bfloat16
+    (see cifarcam.precision): emulated bfloat16 is no faster there, and float32 rounds less.
     """
     if not Path(path).is_file():
         raise PipelineError(f"model {path} not found: train it first (dvc repro) or check the path")

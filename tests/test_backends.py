@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
@@ -108,3 +109,6 @@ def test_the_whole_pipeline_runs_under_jax_without_tensorflow(tmp_path):
     for variant in ("gray", "rgb"):
         assert 0 <= metrics[variant]["accuracy"] <= 1 and metrics[variant]["cam"]["images"] > 0
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
+    cv2.imwrite(str(project.path / "photo.png"), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    explained = project.run(sys.executable, "-m", "cifarcam.predict", "photo.png", "--model", "models/rgb.keras", "--out", "out")
+    assert explained.stdout.startswith("photo.png: ") and cv2.imread(str(project.path / "out/photo_cam.png")).shape == (48, 64, 3)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import yaml
 
-from cifarcam import cam, models, precision
+from cifarcam import cam, models, precision, recipe
+from cifarcam.params import load_section
 
 NATIVE_BFLOAT16_CPUINFO = "flags\t\t: avx2 avx512_bf16\n"  # a Zen 4's flag: load keeps the model as saved
 
@@ -40,11 +40,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="predicted images (Grad-CAM gets a tenth)")
     args = parser.parse_args()
-    with open("params.yaml") as file:
-        params = yaml.safe_load(file)["train_rgb"]
+    params = load_section("train_rgb")
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    options = [params[key] for key in ("dropout", "widths", "depth", "batchnorm_momentum", "activation")]
-    network = models.build(params["arch"], (32, 32, 3), *options)
+    network = recipe.build_network(params, (32, 32, 3))
     keras.mixed_precision.set_global_policy("float32")
     images = np.random.default_rng(0).random((args.images, 32, 32, 3)).astype("float32")
     rows = []

@@ -3,8 +3,7 @@
 Mixed bfloat16 trains faster where the chip multiplies bfloat16 natively: a GPU, an x86 CPU with
 AVX512_BF16 or AMX, an Arm CPU with BF16. Everywhere else TensorFlow emulates it in software,
 and its gradients are far slower than float32's: on 2 cores of an AVX2-only AMD EPYC (Zen 3)
-the ResNet trained at 6-7 images/s in bfloat16 against 76-77 in float32, and Grad-CAM ran at 6
-images/s against 59.
+the ResNet trained at 6-7 images/s in bfloat16 against 76-77 in float32.
 """
 
 import os

@@ -119,6 +119,12 @@ def optimizer(params, steps_per_epoch):
     return adamw(beta_1=params["momentum"], **options)
 
 
+def build_network(params, input_shape):
+    """The network of a train_* section, in the current dtype policy."""
+    options = [params[key] for key in ("dropout", "widths", "depth", "batchnorm_momentum", "activation")]
+    return models.build(params["arch"], input_shape, *options)
+
+
 def compile_trainer(params, train_images):
     """The training model: uint8 images scaled to [0, 1], augmented, then the network; compiled with the recipe.
 
@@ -131,15 +137,7 @@ def compile_trainer(params, train_images):
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision.resolve(params["precision"]))
     try:
-        network = models.build(
-            params["arch"],
-            train_images.shape[1:],
-            params["dropout"],
-            params["widths"],
-            params["depth"],
-            params["batchnorm_momentum"],
-            params["activation"],
-        )
+        network = build_network(params, train_images.shape[1:])
         if params["arch"] == "airbench":
             stride = math.ceil(len(train_images) / WHITENING_IMAGES)  # spread over the classes, which the split keeps in order
             network.get_layer("whiten").adapt(to_unit_range(train_images[::stride]))

@@ -17,7 +17,6 @@ ours trains one step of each batch shape, then restores the initial weights and 
 """
 
 import argparse
-import copy
 import itertools
 import os
 import tempfile
@@ -30,9 +29,11 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from cifarcam import data, readers, recipe  # noqa: E402
-from cifarcam.tta import MODES as TTA_MODES, predict_probabilities  # noqa: E402
+from cifarcam.choices import TTA_MODES  # noqa: E402
+from cifarcam.params import load_section  # noqa: E402
+from cifarcam.tta import predict_probabilities  # noqa: E402
 
-TARGETS = {"airbench94": 0.906, "airbench96": 0.933}  # their accuracy on the JPEG copy (../shared/data/README.md)
+TARGETS = {"airbench94": 0.906, "airbench96": 0.933}  # their test accuracy on the JPEG copy, on a GPU
 
 # Our GPU recipes, as overrides of params.yaml's train_rgb, each pinned whole so that it stays what
 # was measured whatever the CPU default: the ResNet recipe with GELU and random flips (measured), and
@@ -134,7 +135,7 @@ def run_airbench(name, raw):
 
 
 def race(raw, args):
-    params = yaml.safe_load(open("params.yaml"))["train_rgb"]
+    params = load_section("train_rgb")
     x_train, x_test = raw["x_train"], data.to_unit_range(raw["x_test"])  # the trainer takes uint8, the network [0, 1]
     results = {}
     for name in args.only or [*TARGETS, *GPU_RECIPES]:
@@ -155,12 +156,11 @@ def race(raw, args):
 
 
 def sweep(raw, args):
-    params = yaml.safe_load(open("params.yaml"))
-    split = params["preprocess"]
+    split = load_section("preprocess")
     prepared = data.prepare(raw, split["val_fraction"], split["seed"])
     for variant, tried in itertools.product(args.variants, args.tries or [""]):
         overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in tried.split())}
-        arrays, section = prepared[variant], copy.deepcopy(params[f"train_{variant}"]) | overrides
+        arrays, section = prepared[variant], load_section(f"train_{variant}") | overrides
         x_train, x_test = arrays["x_train"], data.to_unit_range(arrays["x_test"])
         accuracy, seconds = timed_fit(section, x_train, arrays["y_train"], x_test, arrays["y_test"], TTA_MODES)
         scores = ", ".join(f"{value:.4f} (tta {tta})" for tta, value in accuracy.items())

@@ -1,7 +1,7 @@
 """Run the pipeline one stage at a time and print each stage's wall time and peak memory.
 
-    python bench/stage_times.py            # every stage, forced to run
-    python bench/stage_times.py evaluate   # just the named stages
+    python -m bench.stage_times            # every stage, forced to run
+    python -m bench.stage_times evaluate   # just the named stages
 
 Each stage runs as `dvc repro --force --single-item STAGE`, so together they are one full
 `dvc repro`. Peak RSS is the largest resident set of the stage's processes (Linux wait4).

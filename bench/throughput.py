@@ -17,9 +17,9 @@ import resource
 import time
 
 import numpy as np
-import yaml
 
 from cifarcam import precision, recipe
+from cifarcam.params import load_section
 
 WARMUP_STEPS = 3
 
@@ -43,8 +43,8 @@ def recipes(params, overrides):
     for variant, channels in (("gray", 1), ("rgb", 3)):
         section = params[f"train_{variant}"] | {key: value for key, value in overrides.items() if value is not None}
         yield f"{variant}: {section['arch']} {section['widths']}", section, channels
-        seed = section | {"arch": f"seed_{variant}_cnn", "widths": None, "optimizer": "adamw", "weight_decay": 0, "schedule": "constant"}
-        yield f"{variant}: seed_{variant}_cnn (reference)", seed, channels
+        study = section | {"arch": f"study_{variant}_cnn", "widths": None, "optimizer": "adamw", "weight_decay": 0, "schedule": "constant"}
+        yield f"{variant}: study_{variant}_cnn (reference)", study, channels
 
 
 def main():
@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--arch")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     args = parser.parse_args()
-    params = yaml.safe_load(open("params.yaml"))
+    params = {section: load_section(section) for section in ("train_gray", "train_rgb")}
     overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation, "arch": args.arch}
     rows = [(name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla)) for name, section, channels in recipes(params, overrides)]
     print(f"\nmachine: {precision.machine_summary()}; XLA forced on: {args.xla}")

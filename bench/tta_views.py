@@ -2,14 +2,13 @@
 
     python -m bench.tta_views        # after dvc repro (or dvc pull): models/ and data/prepared/
 
-Each set of views is a list of (rows, columns, mirrored) shifts with reflect padding; the
-probabilities are averaged over the views, as `cifarcam.tta` does. The validation split is the
+Each set of views is a list of (rows, columns) shifts (`cifarcam.tta.shifted`), with or without
+their mirrors; the probabilities are averaged over the views, as `cifarcam.tta` does. The validation split is the
 one no recipe choice looked at, so picking a TTA here does not bias the test figures.
 """
 
-import numpy as np
 
-from cifarcam import data, models
+from cifarcam import data, models, tta
 
 SHIFTS = {
     "none": [(0, 0)],
@@ -18,13 +17,11 @@ SHIFTS = {
     "every 1-pixel shift": [(rows, columns) for rows in (-1, 0, 1) for columns in (-1, 0, 1)],
     "2-pixel diagonal": [(0, 0), (-2, -2), (2, 2)],
 }
-PAD = 2
 
 
 def view(images, rows, columns, mirrored):
-    padded = np.pad(images, [(0, 0), (PAD, PAD), (PAD, PAD), (0, 0)], mode="reflect")
-    shifted = padded[:, PAD + rows : PAD + rows + images.shape[1], PAD + columns : PAD + columns + images.shape[2]]
-    return shifted[:, :, ::-1] if mirrored else shifted
+    moved = tta.shifted(images, rows, columns)
+    return moved[:, :, ::-1] if mirrored else moved
 
 
 def main():

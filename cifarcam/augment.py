@@ -3,14 +3,12 @@
 `Augment` runs inside the compiled training step on any Keras backend: a flip picked per image
 with a mask (at random, or alternating from epoch to epoch as in airbench), a translation through
 reflect padding and a one-hot sum over the few possible shifts, and a cutout square from
-coordinate comparisons. Keras's RandomFlip/RandomCrop layers made an epoch about 90 times slower
-on JAX (../shared/docs/gpu.md); these are a handful of elementwise operations on the whole batch.
+coordinate comparisons: a handful of elementwise operations on the whole batch, where Keras's
+RandomFlip/RandomCrop layers cost many times the training step itself on JAX.
 """
 
-import keras
-from keras import ops
-
-FLIPS = ("none", "random", "alternate")
+from cifarcam.backend import keras, ops
+from cifarcam.choices import FLIPS
 
 
 @keras.saving.register_keras_serializable(package="cifarcam")

@@ -10,9 +10,9 @@ import hashlib
 import json
 import math
 
-import keras
 import numpy as np
 
+from cifarcam.backend import keras
 from cifarcam.files import atomic_output
 
 MODEL, BEST_WEIGHTS, STATE = "model.keras", "best_weights.npz", "state.json"

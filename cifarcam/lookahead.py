@@ -7,8 +7,9 @@ The pull also happens at the end of each epoch, so that validation, early stoppi
 checkpoint always see the slow copy (and a resumed run restarts it from the saved weights).
 """
 
-import keras
 import numpy as np
+
+from cifarcam.backend import keras
 
 FINAL_DECAY = 0.95**5  # airbench's, for a pull every 5 steps
 

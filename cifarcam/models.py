@@ -1,4 +1,4 @@
-"""The networks: the study's two CNNs, rebuilt as DEVELOPERS.md describes them, and a ResNet.
+"""The networks: the study's two CNNs, rebuilt from its description, a ResNet and airbench94's network.
 
 All end in a linear `logits` layer followed by a separate softmax, so that Grad-CAM can take
 gradients of the pre-softmax class score (the softmax saturates and flattens the gradients).
@@ -6,18 +6,18 @@ gradients of the pre-softmax class score (the softmax saturates and flattens the
 
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import layers
 
 from cifarcam import precision
+from cifarcam.backend import keras, layers
+from cifarcam.choices import ARCHITECTURES
 from cifarcam.errors import PipelineError
 from cifarcam.whitening import PatchWhitening
 
 NUM_CLASSES = 10
 
 
-def seed_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 256)):
+def study_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 256)):
     """The study's grayscale CNN: Conv+ReLU+MaxPool stacks, global average pooling, dropout."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs
@@ -26,10 +26,10 @@ def seed_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 25
         x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return _classifier_head(inputs, x, "seed_gray_cnn")
+    return _classifier_head(inputs, x, "study_gray_cnn")
 
 
-def seed_rgb_cnn(input_shape=(32, 32, 3), dropout=0.5, filters=(32, 64, 128, 256)):
+def study_rgb_cnn(input_shape=(32, 32, 3), dropout=0.5, filters=(32, 64, 128, 256)):
     """The study's RGB CNN: 32→64→128→256 filters, two same-padded convolutions per stage."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs
@@ -40,7 +40,7 @@ def seed_rgb_cnn(input_shape=(32, 32, 3), dropout=0.5, filters=(32, 64, 128, 256
         x = layers.Dropout(dropout / 2)(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return _classifier_head(inputs, x, "seed_rgb_cnn")
+    return _classifier_head(inputs, x, "study_rgb_cnn")
 
 
 def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1, batchnorm_momentum=0.9, activation="relu"):
@@ -49,7 +49,7 @@ def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1,
     A 3x3 stem convolution, then per width one stage: convolution, 2x2 max-pool, BN, activation,
     and `depth` residual convolutions (conv, BN, activation, added back). Pooling before BN and
     the activation does those at a quarter of the positions; global max pooling ends it.
-    airbench uses GELU; ReLU trains 1.2x faster on a CPU (an exact GELU is an erf per element).
+    airbench uses GELU; ReLU is cheaper on a CPU, where an exact GELU is an erf per element.
     """
     inputs = keras.Input(input_shape, name="image")
     unit = {"momentum": batchnorm_momentum, "activation": activation}
@@ -116,8 +116,7 @@ def _classifier_head(inputs, features, name, use_bias=True):
     return keras.Model(inputs, probabilities, name=name)
 
 
-ARCHITECTURES = {"resnet": resnet, "airbench": airbench, "seed_gray_cnn": seed_gray_cnn, "seed_rgb_cnn": seed_rgb_cnn}
-ACTIVATIONS = ("relu", "gelu")
+BUILDERS = {"resnet": resnet, "airbench": airbench, "study_gray_cnn": study_gray_cnn, "study_rgb_cnn": study_rgb_cnn}
 
 
 def build(arch, input_shape, dropout, widths=None, depth=1, batchnorm_momentum=0.9, activation="relu"):
@@ -130,7 +129,7 @@ def build(arch, input_shape, dropout, widths=None, depth=1, batchnorm_momentum=0
         options |= {"widths": tuple(widths)} if widths else {}
     else:
         options = {"filters": tuple(widths)} if widths else {}
-    return ARCHITECTURES[arch](input_shape=input_shape, dropout=dropout, **options)
+    return BUILDERS[arch](input_shape=input_shape, dropout=dropout, **options)
 
 
 def load(path, cpuinfo=precision.CPUINFO):

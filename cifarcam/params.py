@@ -6,18 +6,12 @@ from pathlib import Path
 
 import yaml
 
+from cifarcam.choices import ACTIVATIONS, ARCHITECTURES, CAM_METHODS, FLIPS, PRECISIONS, TTA_MODES
 from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
-# The choices that live in modules which load Keras (cifarcam.models.ARCHITECTURES and ACTIVATIONS,
-# cifarcam.augment.FLIPS, cifarcam.precision.CHOICES, cifarcam.cam.METHODS, cifarcam.tta.MODES);
-# importing those here would load TensorFlow, so a test keeps the copies equal.
-ARCHITECTURES = ("resnet", "airbench", "seed_gray_cnn", "seed_rgb_cnn")
-ACTIVATIONS = ("relu", "gelu")
-FLIPS = ("none", "random", "alternate")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-CAM_METHODS = ("gradcam", "gradcam++")
-TTA_MODES = ("none", "flip", "flip_translate")
+# Names that params.yaml once took, refused with the name that replaced them.
+RENAMED = {"seed_gray_cnn": "study_gray_cnn", "seed_rgb_cnn": "study_rgb_cnn"}
 
 
 def _integer(low, high=math.inf):
@@ -124,7 +118,11 @@ def validate(params, path="params.yaml"):
             raise PipelineError(f"{path}: unknown key {section}.{key}; {section} takes {', '.join(rules)}")
         for key, rule in rules.items():
             if key not in values:
-                raise PipelineError(f"{path}: {section}.{key} is missing; add it (see the README's parameter table)")
+                raise PipelineError(f"{path}: {section}.{key} is missing; add it (see the comments in params.yaml)")
+            if isinstance(values[key], str) and values[key] in RENAMED:
+                raise PipelineError(
+                    f"{path}: {section}.{key} '{values[key]}' is now called '{RENAMED[values[key]]}': rename it"
+                )
             ok, allowed = rule(values[key])
             if not ok:
                 raise PipelineError(f"{path}: {section}.{key} must be {allowed}, got {values[key]!r}")

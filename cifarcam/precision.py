@@ -2,16 +2,14 @@
 
 Mixed bfloat16 trains faster where the chip multiplies bfloat16 natively: a GPU, an x86 CPU with
 AVX512_BF16 or AMX, an Arm CPU with BF16. Everywhere else TensorFlow emulates it in software,
-and its gradients are far slower than float32's: on 2 cores of an AVX2-only AMD EPYC (Zen 3)
-the ResNet trained at 6-7 images/s in bfloat16 against 76-77 in float32.
+and its gradients are many times slower than float32's.
 """
 
 import os
 from pathlib import Path
 
-import keras
+from cifarcam.backend import keras
 
-CHOICES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86's AVX512_BF16 and AMX, Arm's BF16
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -41,10 +39,6 @@ def has_accelerator():
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
     return False
 
 

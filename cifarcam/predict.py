@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from cifarcam import cam, models
+from cifarcam.choices import CAM_METHODS
 from cifarcam.errors import PipelineError, run_stage
 from cifarcam.files import atomic_output
 from cifarcam.readers import CLASSES
@@ -47,7 +48,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, default=Path("models/rgb.keras"))
-    parser.add_argument("--method", choices=cam.METHODS, default="gradcam")
+    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
 
@@ -60,7 +61,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     for path, original, ranked, probs, heatmap in zip(args.images, originals, top, probabilities, maps):
         height, width = original.shape[:2]
-        full_size = cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
+        full_size = cam.upsample(heatmap[None], (height, width))[0]
         target = args.out / f"{path.stem}_cam.png"
         with atomic_output(target) as partial:
             cv2.imwrite(str(partial), cv2.cvtColor(cam.overlay(original, full_size), cv2.COLOR_RGB2BGR))

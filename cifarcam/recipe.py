@@ -1,17 +1,17 @@
 """The training recipe of a train_* section: network, augmentation, optimizer, schedule and loss.
 
-Backend-neutral (TensorFlow, JAX or torch), so that the pipeline's CPU runs and the GPU
+Backend-neutral (TensorFlow or JAX), so that the pipeline's CPU runs and the GPU
 benchmarks train the same recipe. The network is wrapped in a training model with the
 augmentation in front; `trainer.layers[-1]` is the network itself.
 """
 
 import math
 
-import keras
 import numpy as np
 
 from cifarcam import models, precision
 from cifarcam.augment import Augment
+from cifarcam.backend import keras
 from cifarcam.data import to_unit_range
 from cifarcam.lookahead import Lookahead
 

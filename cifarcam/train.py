@@ -7,10 +7,10 @@ training wrapper of cifarcam.recipe) is returned, so inference and Grad-CAM see 
 import math
 import time
 
-import keras
 from dvclive import Live
 
 from cifarcam import checkpoint, precision
+from cifarcam.backend import keras
 from cifarcam.errors import PipelineError
 from cifarcam.recipe import callbacks, compile_trainer, one_hot
 
@@ -19,7 +19,7 @@ def make_deterministic(seed):
     """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic kernels.
 
     TensorFlow's other half of determinism, one op at a time, must be set before it starts:
-    `cifarcam/__init__.py` does it.
+    `cifarcam/backend.py` does it.
     """
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":

@@ -2,21 +2,28 @@
 
 import numpy as np
 
-MODES = ("none", "flip", "flip_translate")
+from cifarcam.choices import TTA_MODES
 
 
 def views(images, mode):
     """The image, its mirror, and both shifted diagonally by a pixel either way (reflect padding)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown test-time augmentation '{mode}': choose one of {', '.join(MODES)}")
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation '{mode}': choose one of {', '.join(TTA_MODES)}")
     result = [images]
     if mode in ("flip", "flip_translate"):
         result.append(images[:, :, ::-1])
     if mode == "flip_translate":
-        padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
-        result += [padded[:, :-2, :-2], padded[:, 2:, 2:]]
+        result += [shifted(images, -1, -1), shifted(images, 1, 1)]
         result += [view[:, :, ::-1] for view in result[-2:]]
     return result
+
+
+def shifted(images, rows, columns):
+    """The (N, H, W, C) images moved so that pixel (i, j) shows (i + rows, j + columns), reflect padding at the edges."""
+    pad = max(abs(rows), abs(columns))
+    padded = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode="reflect")
+    height, width = images.shape[1:3]
+    return padded[:, pad + rows : pad + rows + height, pad + columns : pad + columns + width]
 
 
 def predict_views(model, images, mode="none", batch_size=500):

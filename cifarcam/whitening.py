@@ -6,8 +6,9 @@ after it keeps both signs): decorrelated inputs of unit variance from the first 
 lets the network learn fast. Only the bias learns.
 """
 
-import keras
 import numpy as np
+
+from cifarcam.backend import keras
 
 PATCH = 2
 EPSILON = 5e-4  # airbench's, relative to the variance of its standardized images (about 1 per pixel)

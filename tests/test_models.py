@@ -2,12 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from cifarcam import cam, models
+from cifarcam import cam, choices, models
 from cifarcam.errors import PipelineError
 
 
-@pytest.mark.parametrize("arch, channels", [("seed_gray_cnn", 1), ("seed_rgb_cnn", 3)])
-def test_seed_networks_give_class_probabilities_from_a_logits_layer(arch, channels):
+@pytest.mark.parametrize("arch, channels", [("study_gray_cnn", 1), ("study_rgb_cnn", 3)])
+def test_the_study_networks_give_class_probabilities_from_a_logits_layer(arch, channels):
     model = models.build(arch, (32, 32, channels), dropout=0.5)
     probabilities = model.predict(np.random.default_rng(0).random((4, 32, 32, channels)), verbose=0)
     assert probabilities.shape == (4, 10)
@@ -16,7 +16,7 @@ def test_seed_networks_give_class_probabilities_from_a_logits_layer(arch, channe
 
 
 def test_rgb_network_has_the_studys_widths_two_convolutions_each():
-    model = models.build("seed_rgb_cnn", (32, 32, 3), dropout=0.5)
+    model = models.build("study_rgb_cnn", (32, 32, 3), dropout=0.5)
     widths = [layer.filters for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert widths == [32, 32, 64, 64, 128, 128, 256, 256]
 
@@ -29,7 +29,7 @@ def test_resnet_stages_pool_then_add_a_residual_branch_and_are_sized_by_params()
     assert cam.last_feature_map_layer(model).name == "stage3_res2"  # the maps look at the last residual sum
 
 
-@pytest.mark.parametrize("activation", models.ACTIVATIONS)
+@pytest.mark.parametrize("activation", choices.ACTIVATIONS)
 def test_the_resnet_uses_the_chosen_activation_after_every_batch_normalization(activation):
     model = models.build("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8], activation=activation)
     after_bn = [model.layers[i + 1] for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.BatchNormalization)]
@@ -48,12 +48,12 @@ def test_grad_cam_reads_a_mixed_precision_resnet():
 
 
 def test_an_unknown_architecture_names_the_choices():
-    with pytest.raises(ValueError, match="seed_rgb_cnn"):
+    with pytest.raises(ValueError, match="study_rgb_cnn"):
         models.build("resnet1000", (32, 32, 3), dropout=0.5)
 
 
 def test_a_saved_model_loads_back_with_the_same_predictions(tmp_path):
-    model = models.build("seed_gray_cnn", (32, 32, 1), dropout=0.5)
+    model = models.build("study_gray_cnn", (32, 32, 1), dropout=0.5)
     model.save(tmp_path / "gray.keras")
     images = np.random.default_rng(1).random((3, 32, 32, 1)).astype("float32")
     loaded = models.load(tmp_path / "gray.keras")

@@ -1,9 +1,13 @@
 import copy
 
+import numpy as np
 import pytest
 import yaml
 
-from cifarcam import augment, cam, models, params, precision, tta
+import subprocess
+import sys
+
+from cifarcam import augment, cam, choices, models, params, precision, tta
 from cifarcam.errors import PipelineError
 from pipeline_project import ROOT
 
@@ -21,13 +25,41 @@ def test_the_shipped_params_are_valid():
     assert params.validate(copy.deepcopy(DEFAULTS)) == DEFAULTS
 
 
-def test_the_choices_are_the_architectures_and_methods_that_exist():
-    assert set(params.ARCHITECTURES) == set(models.ARCHITECTURES)
-    assert set(params.ACTIVATIONS) == set(models.ACTIVATIONS)
-    assert set(params.FLIPS) == set(augment.FLIPS)
-    assert set(params.PRECISIONS) == set(precision.CHOICES)
-    assert set(params.CAM_METHODS) == set(cam.METHODS)
-    assert set(params.TTA_MODES) == set(tta.MODES)
+def test_every_choice_the_checks_accept_is_implemented():
+    assert set(models.BUILDERS) == set(choices.ARCHITECTURES)
+    for flip in choices.FLIPS:
+        augment.Augment(flip=flip, translate=0, cutout=0)
+    for policy in choices.PRECISIONS:
+        assert precision.resolve(policy) in choices.PRECISIONS[1:]
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    for mode in choices.TTA_MODES:
+        assert len(tta.views(images, mode)) >= 1
+    model = models.build("study_rgb_cnn", (32, 32, 3), dropout=0.5)
+    for method in choices.CAM_METHODS:
+        assert cam.class_activation_maps(model, images, np.array([0]), method=method).shape == (1, 32, 32)
+
+
+def test_the_gray_and_rgb_recipes_are_one_recipe_by_default():
+    """The study's comparison is fair only if the two models train alike: an edit to one section must reach both."""
+    assert DEFAULTS["train_gray"] == DEFAULTS["train_rgb"]
+
+
+@pytest.mark.parametrize("old, new", sorted(params.RENAMED.items()))
+def test_an_old_architecture_name_is_refused_with_its_new_name(old, new):
+    with pytest.raises(PipelineError, match=f"train_gray.arch '{old}' is now called '{new}'"):
+        params.validate(with_value("train_gray.arch", old))
+
+
+def test_the_package_and_the_parameter_checks_load_no_backend():
+    """download, preprocess and the checks must not pay TensorFlow's start-up."""
+    code = (
+        "import sys, cifarcam, cifarcam.params, cifarcam.download, cifarcam.readers, cifarcam.data, stages.download, stages.preprocess\n"
+        "cifarcam.params.load_section('download')\n"
+        "loaded = sorted(name for name in ('tensorflow', 'keras', 'jax') if name in sys.modules)\n"
+        "assert not loaded, loaded"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
@@ -45,7 +77,7 @@ def test_the_choices_are_the_architectures_and_methods_that_exist():
         ("train_rgb.epochs", 0, "integer ≥ 1"),
         ("train_gray.epochs", -3, "integer ≥ 1"),
         ("train_rgb.epochs", True, "integer ≥ 1"),
-        ("train_rgb.arch", "resnet1000", "seed_gray_cnn, seed_rgb_cnn"),
+        ("train_rgb.arch", "resnet1000", "study_gray_cnn, study_rgb_cnn"),
         ("train_rgb.batch_size", 0, "integer ≥ 1"),
         ("train_gray.learning_rate", 0, "number > 0"),
         ("train_gray.learning_rate", float("nan"), "number > 0"),

@@ -14,7 +14,7 @@ from pipeline_project import ROOT
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    for arch, channels, name in (("seed_rgb_cnn", 3, "rgb"), ("seed_gray_cnn", 1, "gray")):
+    for arch, channels, name in (("study_rgb_cnn", 3, "rgb"), ("study_gray_cnn", 1, "gray")):
         models.build(arch, (32, 32, channels), dropout=0.5).save(folder / f"{name}.keras")
     return folder
 

@@ -106,7 +106,7 @@ def optimizer(params, steps_per_epoch):
     """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled.
 
     Keras's own classes unless BN's shifts get a rate of their own: the subclasses compile to
-    another graph, which rounds differently from the one the default recipe's runs were made with.
+    another graph, which rounds differently, so a recipe without the scale keeps the plainer one.
     """
     options = {"learning_rate": learning_rate(params, steps_per_epoch), "weight_decay": params["weight_decay"]}
     if params["bias_lr_scale"] == 1:

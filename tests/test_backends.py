@@ -17,6 +17,8 @@ from cifarcam.train import train
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
 from test_train import PARAMS, tiny_data
 
+pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
+
 JAX_TRAINS = textwrap.dedent(
     """
     import sys

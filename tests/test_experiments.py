@@ -17,6 +17,8 @@ from pipeline_project import (
     wait_for_queue,
 )
 
+pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
+
 METRICS = "reports/metrics.json"
 RGB_TRAINING = "reports/train/rgb/metrics.json"
 SCORES = {"accuracy", "precision", "recall", "f1"}

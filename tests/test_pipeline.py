@@ -6,6 +6,8 @@ import pytest
 
 from pipeline_project import SHARED_COPY, Project, make_image_folder_archive, tiny_params
 
+pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
+
 STAGES = ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam"]
 
 

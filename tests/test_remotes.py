@@ -21,6 +21,8 @@ from pipeline_project import (
     tiny_params,
 )
 
+pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
+
 SSHD = Path("/usr/sbin/sshd")
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -69,6 +69,7 @@ FULL_WIDTH_EPOCH = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_full_width_network_to_the_same_weights(tmp_path):
     weights = []
     for run in ("first", "second"):

@@ -41,7 +41,7 @@ def main():
             plots.cam_grid(
                 explainer.surest_mistakes(params["mistake_rows"], params["images_per_row"]),
                 folder / f"{variant}_mistakes_cam.png",
-                f"{method}, {title}: the most confident mistakes (caption: true → predicted, p)",
+                f"{method}, {title}: the most confident mistakes",
             )
             plots.mean_maps(
                 explainer.class_means(params["mean_images"]),

@@ -37,17 +37,17 @@ def most_confused_pairs(y_true, y_pred, classes, top=5):
     ]
 
 
-def class_errors(y_true, y_pred, classes):
-    """Top-1 error per class: the share of each class's test images given another class."""
-    recall = precision_recall_fscore_support(y_true, y_pred, labels=np.arange(len(classes)), average=None, zero_division=0)[1]
-    return {name: float(1 - r) for name, r in zip(classes, recall)}
-
-
 def confusion_shares(y_true, y_pred, classes):
     """The confusion matrix with each row (true class) divided by its count; an empty class's row stays 0."""
     counts = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes))).astype(float)
     totals = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def class_errors(y_true, y_pred, classes):
+    """Top-1 error per class: the share of each class's test images given another class (0 for a class with none)."""
+    shares = confusion_shares(y_true, y_pred, classes)
+    return {name: float(row.sum() - row[i]) for i, (name, row) in enumerate(zip(classes, shares))}
 
 
 def markdown_table(results):

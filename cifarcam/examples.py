@@ -45,10 +45,8 @@ class Explainer:
     def surest_mistakes(self, rows, count):
         """The `rows * count` most confident wrong calls of any class, `count` to a row, surest first."""
         cells = self.cells(most_confident(self.predicted != self.truth, self.probabilities, rows * count))
-        starts = range(0, len(cells), count)
-        return [(f"mistakes {start + 1}–{start + len(cells[start:start + count])}", cells[start:start + count]) for start in starts] or [
-            ("mistakes", [])
-        ]
+        rows = [cells[start:start + count] for start in range(0, len(cells), count)]
+        return [(f"mistakes {i * count + 1}–{i * count + len(row)}", row) for i, row in enumerate(rows)] or [("mistakes", [])]
 
     def right_and_wrong(self, class_names, count):
         rows = []

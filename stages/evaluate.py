@@ -96,8 +96,8 @@ def write_figures(details, classes, labels, folder):
 
 def results_markdown(scores, details, labels):
     table = metrics.markdown_table({labels[v]: scores[v] for v in VARIANTS})
-    lines = ["# Test-set results", "", "Weighted averages over the ten classes, as the study reports them "
-             "(accuracy with its 95% Wilson interval).", "", table, ""]
+    intro = "Weighted averages over the ten classes, as the study reports them (accuracy with its 95% Wilson interval)."
+    lines = ["# Test-set results", "", intro, "", table, ""]
     for variant, detail in details.items():
         lines += [f"## {labels[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
         lines += [

@@ -31,14 +31,22 @@ class Explainer:
             return np.zeros((0, *self.images.shape[1:3]), np.float32)
         return cam.class_activation_maps(self.model, self.images[indices], self.predicted[indices], self.method)
 
-    def row(self, label, mask, count):
-        chosen = most_confident(mask, self.probabilities, count)
-        cells = [
+    def cells(self, indices):
+        """Overlays with their captions: true → predicted class, confidence."""
+        return [
             (cam.overlay(self.images[i], heatmap), f"{self.classes[self.truth[i]]} → {self.classes[self.predicted[i]]}, "
              f"{self.probabilities[i, self.predicted[i]]:.2f}")
-            for i, heatmap in zip(chosen, self.maps(chosen))
+            for i, heatmap in zip(indices, self.maps(indices))
         ]
-        return label, cells
+
+    def row(self, label, mask, count):
+        return label, self.cells(most_confident(mask, self.probabilities, count))
+
+    def surest_mistakes(self, rows, count):
+        """The `rows * count` most confident wrong calls of any class, `count` to a row, surest first."""
+        cells = self.cells(most_confident(self.predicted != self.truth, self.probabilities, rows * count))
+        rows = [cells[start:start + count] for start in range(0, len(cells), count)]
+        return [(f"mistakes {i * count + 1}–{i * count + len(row)}", row) for i, row in enumerate(rows)] or [("mistakes", [])]
 
     def right_and_wrong(self, class_names, count):
         rows = []

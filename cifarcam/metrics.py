@@ -37,10 +37,25 @@ def most_confused_pairs(y_true, y_pred, classes, top=5):
     ]
 
 
+def confusion_shares(y_true, y_pred, classes):
+    """The confusion matrix with each row (true class) divided by its count; an empty class's row stays 0."""
+    counts = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes))).astype(float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def class_errors(y_true, y_pred, classes):
+    """Top-1 error per class: the share of each class's test images given another class (0 for a class with none)."""
+    shares = confusion_shares(y_true, y_pred, classes)
+    return {name: float(row.sum() - row[i]) for i, (name, row) in enumerate(zip(classes, shares))}
+
+
 def markdown_table(results):
-    """The study's table: one row per model, percentages with two decimals."""
+    """The study's table: one row per model, percentages with two decimals (and the accuracy's interval when known)."""
     lines = ["| model | accuracy | precision | recall | F1 |", "|---|---|---|---|---|"]
     for model, scores in results.items():
         cells = [f"{100 * scores[key]:.2f}%" for key in ("accuracy", "precision", "recall", "f1")]
+        if "accuracy_ci95_low" in scores:
+            cells[0] += f" ({100 * scores['accuracy_ci95_low']:.2f}–{100 * scores['accuracy_ci95_high']:.2f})"
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

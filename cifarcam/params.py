@@ -93,13 +93,19 @@ SCHEMA = {
     },
     "train_gray": _TRAIN,
     "train_rgb": _TRAIN,
-    "evaluate": {"tta": _choice(TTA_MODES), "cam_images": _integer(1), "cam_steps": _integer(1)},
+    "evaluate": {
+        "tta": _choice(TTA_MODES),
+        "cam_images": _integer(1),
+        "cam_steps": _integer(1),
+        "calibration_bins": _integer(1),
+    },
     "gradcam": {
         "method": _choice(CAM_METHODS),
         "classes": _class_list,
         "images_per_row": _integer(1),
         "confused_pairs": _integer(1),
         "mean_images": _integer(1),
+        "mistake_rows": _integer(1),
     },
 }
 

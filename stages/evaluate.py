@@ -1,9 +1,12 @@
 """Stage evaluate: both models on the official test set, with test-time augmentation (evaluate.tta).
 
-Writes reports/metrics.json (DVC metrics: the scores, and under `cam` how faithful and how
-concentrated the class activation maps are), reports/evaluation.json (per-class scores and the
-most confused pairs), reports/confusion/<variant>.csv (DVC confusion plots) and
-reports/results.md (the study's table).
+Writes reports/metrics.json (DVC metrics: the scores with their 95% intervals, per-class errors,
+calibration, under `cam` how faithful and how concentrated the class activation maps are, and
+under `rgb_vs_gray` McNemar's test and the accuracy difference), reports/evaluation.json
+(per-class scores, the most confused pairs, the reliability diagrams' bins),
+reports/confusion/<variant>.csv (DVC confusion plots), reports/figures/*.png (per-class accuracy,
+reliability diagrams, normalised confusion matrices) and reports/results.md (the study's table).
+Every statistic is computed from one set of TTA probabilities per model.
 """
 
 import json
@@ -12,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cifarcam import cam, examples, faithfulness, metrics, models, tta
+from cifarcam import calibration, cam, examples, faithfulness, metrics, models, plots, stats, tta
 from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import run_stage
 from cifarcam.files import atomic_output
+from cifarcam.labels import labels_from_params
 from cifarcam.params import load_section
 
 REPORTS = Path("reports")
@@ -23,25 +27,38 @@ REPORTS = Path("reports")
 
 def main():
     params, method = load_section("evaluate"), load_section("gradcam")["method"]
-    scores, details, confusions = {}, {}, {}
+    scores, details, confusions, correct = {}, {}, {}, {}
     for variant in VARIANTS:
         data = load_prepared(Path("data/prepared") / f"{variant}.npz")
         model = models.load(Path("models") / f"{variant}.keras")
         per_view = tta.predict_views(model, data["x_test"], params["tta"])
-        plain, predicted = per_view[0].argmax(axis=1), tta.average(per_view).argmax(axis=1)
+        probabilities = tta.average(per_view)
+        plain, predicted = per_view[0].argmax(axis=1), probabilities.argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
+        correct[variant] = predicted == truth
+        low, high = stats.accuracy_interval(correct[variant])
         scores[variant] = metrics.summary(truth, predicted) | {
+            "accuracy_ci95_low": low,
+            "accuracy_ci95_high": high,
+            "error": float(1 - correct[variant].mean()),
+            "class_error": metrics.class_errors(truth, predicted, classes),
             "accuracy_without_tta": float((plain == truth).mean()),
             "test_images": int(len(truth)),
+            "calibration": calibration.summary(truth, probabilities, params["calibration_bins"]),
         }
         scores[variant]["cam"] = cam_scores(model, data["x_test"], plain, method, params)
         details[variant] = {
             "per_class": metrics.per_class(truth, predicted, classes),
             "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),
+            "reliability": calibration.reliability(truth, probabilities, params["calibration_bins"]),
+            "confusion_shares": metrics.confusion_shares(truth, predicted, classes).tolist(),
         }
         confusions[variant] = pd.DataFrame({"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]})
-        print(f"{variant}: accuracy {scores[variant]['accuracy']:.4f}, weighted F1 {scores[variant]['f1']:.4f}")
-    write_reports(scores, details, confusions)
+        print(f"{variant}: accuracy {scores[variant]['accuracy']:.4f} ({low:.4f}–{high:.4f}), "
+              f"weighted F1 {scores[variant]['f1']:.4f}, ECE {scores[variant]['calibration']['ece']:.4f}")
+    scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
+    print(f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = {scores['rgb_vs_gray']['mcnemar_p']:.3g}")
+    write_reports(scores, details, confusions, classes, labels_from_params())
 
 
 def cam_scores(model, images, predicted, method, params):
@@ -52,24 +69,37 @@ def cam_scores(model, images, predicted, method, params):
     return scores | {"images": int(len(chosen))}
 
 
-def write_reports(scores, details, confusions):
+def write_reports(scores, details, confusions, classes, labels):
     with atomic_output(REPORTS / "confusion") as folder:
         folder.mkdir()
         for variant, frame in confusions.items():
             frame.to_csv(folder / f"{variant}.csv", index=False)
+    with atomic_output(REPORTS / "figures") as folder:
+        folder.mkdir()
+        write_figures(details, classes, labels, folder)
     with atomic_output(REPORTS / "evaluation.json") as path:
         path.write_text(json.dumps(details, indent=2) + "\n")
     with atomic_output(REPORTS / "results.md") as path:
-        path.write_text(results_markdown(scores, details))
+        path.write_text(results_markdown(scores, details, labels))
     with atomic_output(REPORTS / "metrics.json") as path:
         path.write_text(json.dumps(scores, indent=2) + "\n")
 
 
-def results_markdown(scores, details):
-    table = metrics.markdown_table({VARIANTS[v]: s for v, s in scores.items()})
-    lines = ["# Test-set results", "", "Weighted averages over the ten classes, as the study reports them.", "", table, ""]
+def write_figures(details, classes, labels, folder):
+    accuracies = {labels[v]: [details[v]["per_class"][name]["recall"] for name in classes] for v in VARIANTS}
+    plots.class_accuracy(accuracies, classes, folder / "class_accuracy.png", "Test accuracy per class, and what colour adds")
+    for variant in VARIANTS:
+        plots.reliability(details[variant]["reliability"], folder / f"{variant}_reliability.png", f"Reliability, {labels[variant]}")
+        plots.confusion(np.array(details[variant]["confusion_shares"]), classes, folder / f"{variant}_confusion.png",
+                        f"Confusion matrix, {labels[variant]} (rows sum to 1)")
+
+
+def results_markdown(scores, details, labels):
+    table = metrics.markdown_table({labels[v]: scores[v] for v in VARIANTS})
+    intro = "Weighted averages over the ten classes, as the study reports them (accuracy with its 95% Wilson interval)."
+    lines = ["# Test-set results", "", intro, "", table, ""]
     for variant, detail in details.items():
-        lines += [f"## {VARIANTS[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
+        lines += [f"## {labels[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
         lines += [
             f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |" for name, c in detail["per_class"].items()
         ]

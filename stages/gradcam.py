@@ -1,7 +1,8 @@
-"""Stage gradcam: class activation maps of both models on the test set, as three figures per model.
+"""Stage gradcam: class activation maps of both models on the test set, as four figures per model.
 
 reports/cam/<variant>_cam.png           cat and dog (gradcam.classes), right and wrong calls
 reports/cam/<variant>_confused_cam.png  the worst mistakes between the most confused class pairs
+reports/cam/<variant>_mistakes_cam.png  the most confident mistakes of any class
 reports/cam/<variant>_mean_cam.png      the mean map of each class over its right calls
 
 Each overlay explains the predicted class. Declared in dvc.yaml as image plots.
@@ -14,15 +15,17 @@ from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import run_stage
 from cifarcam.examples import Explainer
 from cifarcam.files import atomic_output
+from cifarcam.labels import labels_from_params
 from cifarcam.params import load_section
 
 
 def main():
-    params = load_section("gradcam")
+    params, labels = load_section("gradcam"), labels_from_params()
     method = params["method"].replace("gradcam", "Grad-CAM")
     with atomic_output(Path("reports/cam")) as folder:
         folder.mkdir()
-        for variant, title in VARIANTS.items():
+        for variant in VARIANTS:
+            title = labels[variant]
             data = load_prepared(Path("data/prepared") / f"{variant}.npz")
             explainer = Explainer(models.load(Path("models") / f"{variant}.keras"), data, params["method"])
             plots.cam_grid(
@@ -34,6 +37,11 @@ def main():
                 explainer.confusions(params["confused_pairs"], params["images_per_row"]),
                 folder / f"{variant}_confused_cam.png",
                 f"{method}, {title}: most confident mistakes between the most confused classes",
+            )
+            plots.cam_grid(
+                explainer.surest_mistakes(params["mistake_rows"], params["images_per_row"]),
+                folder / f"{variant}_mistakes_cam.png",
+                f"{method}, {title}: the most confident mistakes",
             )
             plots.mean_maps(
                 explainer.class_means(params["mean_images"]),

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("cifarcam", "stages", "dvc.yaml", "params.yaml")
+PROJECT_FILES = ("cifarcam", "stages", "dvc.yaml", "params.yaml", "plots-template.html")
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHARED_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 

@@ -107,7 +107,7 @@ def test_the_whole_pipeline_runs_under_jax_without_tensorflow(tmp_path):
     project.env |= {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
     assert "ImportError" in project.run(sys.executable, "-c", "import tensorflow", check=False).stderr
     result = project.repro()
-    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam"]
+    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
     metrics = json.loads((project.path / "reports/metrics.json").read_text())
     for variant in ("gray", "rgb"):
         assert 0 <= metrics[variant]["accuracy"] <= 1 and metrics[variant]["cam"]["images"] > 0

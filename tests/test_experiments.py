@@ -119,7 +119,7 @@ def test_two_runs_with_the_same_parameters_give_identical_metrics(project):
     }
     assert len(curves) == 8
     result = project.repro("-f")
-    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam"]
+    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
     second = read_metrics(project)
     assert second["gray"] == first["gray"] and second["rgb"] == first["rgb"]
     assert {path: path.read_text() for path in curves} == curves
@@ -127,7 +127,7 @@ def test_two_runs_with_the_same_parameters_give_identical_metrics(project):
 
 def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     project.set_params(**{"train_rgb.epochs": 2})
-    assert project.repro().stages == ["train_rgb", "evaluate", "gradcam"]
+    assert project.repro().stages == ["train_rgb", "evaluate", "gradcam", "report"]
     project.commit("rgb: two epochs")
 
     assert json.loads(project.dvc("params", "diff", "HEAD~1", "--json").stdout) == {
@@ -137,7 +137,7 @@ def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     assert re.search(r"params\.yaml\s+train_rgb\.epochs\s+1\s+2", table), table
 
     changed = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)[METRICS]
-    assert changed and all(key.startswith("rgb.") for key in changed), changed  # only changes, by default
+    assert changed and all(key.startswith(("rgb.", "rgb_vs_gray.")) for key in changed), changed  # only changes, by default
     everything = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--all", "--json").stdout)
     scores = everything[METRICS]
     for variant in ("gray", "rgb"):

@@ -38,3 +38,16 @@ def test_markdown_table_is_in_the_studys_format():
     table = metrics.markdown_table({"RGB CNN": scores})
     assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 |"
     assert table.splitlines()[2] == "| RGB CNN | 50.00% | 25.00% | 50.00% | 33.33% |"
+
+
+def test_class_errors_and_confusion_shares_are_per_true_class():
+    truth = np.array([0, 0, 0, 0, 1, 1])
+    predicted = np.array([0, 0, 0, 1, 1, 0])
+    assert metrics.class_errors(truth, predicted, CLASSES) == {"cat": 0.25, "dog": 0.5, "frog": 0.0}
+    shares = metrics.confusion_shares(truth, predicted, CLASSES)
+    assert shares.tolist() == [[0.75, 0.25, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]  # no frog: a row of zeros
+
+
+def test_markdown_table_shows_the_accuracy_interval_when_known():
+    scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6}
+    assert metrics.markdown_table({"gray ResNet": scores}).splitlines()[2].startswith("| gray ResNet | 50.00% (40.00–60.00) |")

@@ -1,14 +1,19 @@
 """End to end: the real `dvc repro` on a throwaway git repository."""
 
 import json
+import re
+import shutil
+import subprocess
 
+import pandas as pd
 import pytest
 
-from pipeline_project import SHARED_COPY, Project, make_image_folder_archive, tiny_params
+from pipeline_project import ROOT, SHARED_COPY, Project, make_image_folder_archive, tiny_params
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
-STAGES = ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam"]
+STAGES = ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+FIGURES = ["class_accuracy.png", "gray_reliability.png", "rgb_reliability.png", "gray_confusion.png", "rgb_confusion.png"]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +33,90 @@ def test_repro_runs_every_stage_and_writes_the_reports(project):
         assert metrics[variant]["test_images"] == 20
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
         assert (project.path / f"models/{variant}.keras").exists()
-    assert "| RGB CNN |" in (project.path / "reports/results.md").read_text()
+    assert "| RGB ResNet |" in (project.path / "reports/results.md").read_text()
     assert "up to date" in project.dvc("status").stdout
+
+
+def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
+    project.repro()
+    metrics = json.loads((project.path / "reports/metrics.json").read_text())
+    for variant in ("gray", "rgb"):
+        scores = metrics[variant]
+        assert scores["accuracy_ci95_low"] <= scores["accuracy"] <= scores["accuracy_ci95_high"]
+        assert scores["error"] == pytest.approx(1 - scores["accuracy"])
+        assert sum(scores["class_error"].values()) / 10 == pytest.approx(scores["error"])  # 2 test images per class
+        assert {"ece", "nll", "brier", "mean_confidence"} <= scores["calibration"].keys()
+    test = metrics["rgb_vs_gray"]
+    assert test["accuracy_difference"] == pytest.approx(metrics["rgb"]["accuracy"] - metrics["gray"]["accuracy"])
+    assert (test["rgb_right_gray_wrong"] - test["gray_right_rgb_wrong"]) / 20 == pytest.approx(test["accuracy_difference"])
+    assert 0 < test["mcnemar_p"] <= 1
+    for name in FIGURES:
+        assert (project.path / "reports/figures" / name).read_bytes()[:4] == b"\x89PNG"
+    write_up = (project.path / "reports/README.md").read_text()
+    assert f"| RGB ResNet | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%" in write_up
+    assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)
+    assert len(links) == 13 and all((project.path / "reports" / link).is_file() for link in links)
+
+
+def test_a_change_to_the_write_up_reruns_only_the_report(project):
+    project.repro()
+    stage = project.path / "cifarcam/report.py"
+    stage.write_text(stage.read_text().replace("this run's write-up", "this run, written up"))
+    assert project.repro().stages == ["report"]
+    assert (project.path / "reports/README.md").read_text().startswith("# Gray against RGB on CIFAR-10: this run, written up")
+    project.git("checkout", "cifarcam/report.py")
+    assert project.repro().stages == ["report"]
+
+
+RENDER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Run on load, after the page's own scripts: record in the DOM whether each image decoded.
+IMAGE_PROBE = ("<script>addEventListener('load', () => { for (const image of document.images) "
+               "image.setAttribute('data-natural-width', image.naturalWidth); });</script>")
+
+
+def rendered_dom(page, profile):
+    """The page's DOM after headless Chromium has run its scripts (ten seconds of virtual time)."""
+    command = [shutil.which("chromium") or "chromium", *RENDER_FLAGS, f"--user-data-dir={profile}",
+               "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+
+
+def chart(dom, plot_id):
+    """What Vega drew into the div of one plot: from the div to the end of its SVG."""
+    start = dom.index(f'<div id="{plot_id}"')
+    return dom[start:dom.index("</svg>", start)]
+
+
+@pytest.mark.slow
+def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_path):
+    project.repro()
+    (project.path / "node_modules").unlink(missing_ok=True)
+    (project.path / "node_modules").symlink_to(ROOT / "node_modules")  # what `npm ci` installs, kept out of git
+    project.dvc("plots", "show", "--html-template", "plots-template.html", "-o", "dvc_plots")
+    page = project.path / "dvc_plots/index.html"
+    assert "cdn.jsdelivr" not in page.read_text()
+    probed = page.with_name("probed.html")
+    probed.write_text(page.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
+    dom = rendered_dom(probed, tmp_path / "profile")
+
+    for variant in ("gray", "rgb"):
+        for split in ("train", "val"):
+            curve = pd.read_csv(project.path / f"reports/train/{variant}/plots/metrics/{split}/loss.tsv", sep="\t")
+            svg = chart(dom, f"reports_train_{variant}_plots_metrics_{split}_loss_tsv")
+            assert ">step</text>" in svg and ">loss</text>" in svg  # the axes' titles
+            (first, path), = re.findall(r'aria-label="step: 0; loss: ([-\d.e]+); rev: workspace" [^>]*line mark" d="([^"]+)"', svg)
+            assert float(first) == pytest.approx(curve["loss"][0], rel=1e-6)
+            assert len(re.findall("[ML]", path)) == len(curve)  # one vertex per epoch
+        svg = chart(dom, f"reports_confusion_{variant}_csv")
+        drawn = re.findall(r'aria-label="actual: (\w+); predicted: (\w+); xy_count: (\d+)"[^>]*rect mark"', svg)
+        confusion = pd.read_csv(project.path / f"reports/confusion/{variant}.csv").value_counts()
+        assert {(actual, predicted): int(count) for actual, predicted, count in drawn} == confusion.to_dict()
+    decoded = dict(re.findall(r'<img src="static/workspace_([^"]+)" data-natural-width="(\d+)">', dom))
+    figures = [str(path.relative_to(project.path)).replace("/", "_")
+               for folder in ("reports/cam", "reports/figures") for path in (project.path / folder).glob("*.png")]
+    assert len(figures) == 13 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
 
 
 @pytest.mark.parametrize("variant, other", [("rgb", "gray"), ("gray", "rgb")])
@@ -37,7 +124,7 @@ def test_a_training_parameter_reruns_only_that_model_and_what_follows(project, v
     project.repro()
     project.set_params(**{f"train_{variant}.epochs": 2 if variant == "rgb" else 3})
     result = project.repro()
-    assert result.stages == [f"train_{variant}", "evaluate", "gradcam"]
+    assert result.stages == [f"train_{variant}", "evaluate", "gradcam", "report"]
     assert f"Stage 'train_{other}' didn't change" in result.stdout or f"train_{other}" not in result.stdout
 
 

@@ -1,0 +1,39 @@
+"""Stage report: reports/README.md, the study's write-up, from evaluate's metrics and both stages' figures.
+
+Runs last and reads only files, so rewriting the text never reruns a model.
+"""
+
+import json
+from pathlib import Path
+
+from cifarcam import report
+from cifarcam.errors import PipelineError, run_stage
+from cifarcam.files import atomic_output
+from cifarcam.labels import labels_from_params
+
+REPORTS = Path("reports")
+
+
+def main():
+    labels = labels_from_params()
+    metrics, evaluation = (read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json"))
+    for _, images in report.figures(labels):
+        for path, _ in images:
+            if not (REPORTS / path).is_file():
+                raise PipelineError(f"{REPORTS / path} not found: run the evaluate and gradcam stages first (dvc repro)")
+    with atomic_output(REPORTS / "README.md") as path:
+        path.write_text(report.write_up(metrics, evaluation, labels))
+    print(f"write-up -> {REPORTS / 'README.md'}")
+
+
+def read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found: run the evaluate stage first (dvc repro)") from None
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{path} is not valid JSON ({error}): rerun the evaluate stage (dvc repro --force evaluate)") from None
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,57 @@
+import math
+
+import numpy as np
+import pytest
+
+from cifarcam import calibration
+
+CLASSES = 10
+
+
+def predictor(confidence, correct, rng):
+    """Probabilities whose top class (chosen at random) has `confidence`; the truth is that class where `correct`."""
+    n = len(confidence)
+    predicted = rng.integers(0, CLASSES, n)
+    probabilities = np.repeat(((1 - confidence) / (CLASSES - 1))[:, None], CLASSES, axis=1)
+    probabilities[np.arange(n), predicted] = confidence
+    wrong = (predicted + rng.integers(1, CLASSES, n)) % CLASSES
+    return np.where(correct, predicted, wrong), probabilities
+
+
+def test_a_calibrated_predictor_has_an_ece_near_zero():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.1, 1.0, 200_000)
+    truth, probabilities = predictor(confidence, rng.random(200_000) < confidence, rng)
+    assert calibration.summary(truth, probabilities)["ece"] < 0.01
+
+
+def test_an_overconfident_predictor_has_the_gap_as_its_ece():
+    # Always 95% sure, right 60% of the time: one bin, |0.60 - 0.95| = 0.35.
+    rng = np.random.default_rng(1)
+    confidence = np.full(10_000, 0.95)
+    truth, probabilities = predictor(confidence, np.arange(10_000) < 6_000, rng)
+    points = calibration.reliability(truth, probabilities, bins=15)
+    assert [(p["count"], p["accuracy"]) for p in points] == [(10_000, 0.6)]
+    assert points[0]["low"] < 0.95 <= points[0]["high"]
+    summary = calibration.summary(truth, probabilities)
+    assert summary["ece"] == pytest.approx(0.35) and summary["mean_confidence"] == pytest.approx(0.95)
+
+
+def test_nll_and_brier_by_hand():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]])
+    truth = np.array([0, 1])
+    summary = calibration.summary(truth, probabilities, bins=15)
+    assert summary["nll"] == pytest.approx(-(math.log(0.7) + math.log(0.25)) / 2)
+    brier_first = 0.3**2 + 0.2**2 + 0.1**2
+    brier_second = 0.5**2 + 0.75**2 + 0.25**2
+    assert summary["brier"] == pytest.approx((brier_first + brier_second) / 2)
+
+
+def test_the_bins_count_every_image_once_and_the_ece_weights_them():
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45]])
+    truth = np.array([0, 1, 0, 0])
+    points = calibration.reliability(truth, probabilities, bins=10)
+    assert [p["count"] for p in points] == [2, 2]
+    assert points[0]["accuracy"] == 1.0 and points[0]["confidence"] == pytest.approx(0.575)
+    assert points[1]["accuracy"] == 0.5 and points[1]["confidence"] == pytest.approx(0.9)
+    assert calibration.expected_calibration_error(points) == pytest.approx(0.5 * 0.425 + 0.5 * 0.4)

@@ -1,0 +1,41 @@
+import numpy as np
+
+from cifarcam import calibration, metrics, plots
+from cifarcam.examples import Explainer
+from pipeline_project import CLASSES
+from test_cam import cam_model, images
+
+
+def explainer(count=40):
+    truth = np.random.default_rng(1).integers(0, 10, count)
+    return Explainer(cam_model(), {"x_test": images(count), "y_test": truth, "classes": list(CLASSES)}, "gradcam")
+
+
+def test_the_gallery_shows_the_surest_mistakes_first_in_rows():
+    shown = explainer()
+    rows = shown.surest_mistakes(2, 3)
+    assert [label for label, _ in rows] == ["mistakes 1–3", "mistakes 4–6"]
+    wrong = np.flatnonzero(shown.predicted != shown.truth)
+    surest = wrong[np.argsort(-shown.probabilities[wrong].max(axis=1), kind="stable")][:6]
+    captions = [caption for _, cells in rows for _, caption in cells]
+    expected = [f"{CLASSES[shown.truth[i]]} → {CLASSES[shown.predicted[i]]}, {shown.probabilities[i].max():.2f}" for i in surest]
+    assert captions == expected
+    assert all(image.shape == (32, 32, 3) and image.dtype == np.uint8 for _, cells in rows for image, _ in cells)
+
+
+def test_a_model_without_mistakes_gets_one_empty_row():
+    shown = explainer()
+    shown.truth = shown.predicted.copy()
+    assert shown.surest_mistakes(2, 3) == [("mistakes", [])]
+
+
+def test_the_evaluation_figures_are_small_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    probabilities = rng.dirichlet(np.ones(10), 500)
+    plots.class_accuracy({"gray ResNet": rng.random(10), "RGB ResNet": rng.random(10)}, CLASSES, tmp_path / "a.png", "t")
+    plots.reliability(calibration.reliability(truth, probabilities), tmp_path / "r.png", "t")
+    plots.confusion(metrics.confusion_shares(truth, predicted, CLASSES), CLASSES, tmp_path / "c.png", "t")
+    for name in ("a.png", "r.png", "c.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:4] == b"\x89PNG" and len(data) < 300_000

@@ -1,0 +1,111 @@
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cifarcam import labels, params, report
+from pipeline_project import CLASSES, ROOT
+
+GAINS = {"airplane": 0.01, "automobile": 0.0, "bird": 0.05, "cat": 0.04, "deer": 0.03, "dog": 0.06, "frog": 0.02,
+         "horse": 0.01, "ship": -0.01, "truck": 0.0}
+
+
+def model_metrics(accuracy, mass):
+    return {
+        "accuracy": accuracy, "precision": accuracy + 0.001, "recall": accuracy, "f1": accuracy - 0.001,
+        "accuracy_ci95_low": accuracy - 0.006, "accuracy_ci95_high": accuracy + 0.006, "test_images": 10000,
+        "calibration": {"ece": 0.0312, "nll": 0.4321, "brier": 0.1234, "mean_confidence": accuracy - 0.05},
+        "cam": {"mass_in_top10pct": mass, "area_above_half": 0.2011, "images": 500},
+    }
+
+
+def given_run(rgb_accuracy=0.9024):
+    metrics = {
+        "gray": model_metrics(0.8838, 0.2864),
+        "rgb": model_metrics(rgb_accuracy, 0.2770),
+        "rgb_vs_gray": {"rgb_right_gray_wrong": 412, "gray_right_rgb_wrong": 226, "mcnemar_p": 1.8e-13,
+                        "accuracy_difference": rgb_accuracy - 0.8838, "accuracy_difference_ci95_low": 0.0125,
+                        "accuracy_difference_ci95_high": 0.0247},
+    }
+    pairs = [{"pair": ["cat", "dog"], "count": 191, "cat_as_dog": 101, "dog_as_cat": 90},
+             {"pair": ["bird", "deer"], "count": 82, "bird_as_deer": 50, "deer_as_bird": 32},
+             {"pair": ["bird", "cat"], "count": 67, "bird_as_cat": 40, "cat_as_bird": 27}]
+    evaluation = {
+        "gray": {"per_class": {name: {"recall": 0.8} for name in CLASSES}, "most_confused_pairs": pairs},
+        "rgb": {"per_class": {name: {"recall": 0.8 + GAINS[name]} for name in CLASSES}, "most_confused_pairs": pairs},
+    }
+    return metrics, evaluation
+
+
+LABELS = {"gray": "gray ResNet", "rgb": "RGB ResNet"}
+
+
+def test_every_architecture_has_a_label_and_the_study_networks_both_names():
+    assert set(params.ARCHITECTURES) <= set(labels.ARCHITECTURE_NAMES)
+    assert labels.model_labels({"gray": "resnet", "rgb": "airbench"}) == {"gray": "gray ResNet", "rgb": "RGB airbench94"}
+    assert labels.model_label("gray", "study_gray_cnn") == labels.model_label("gray", "seed_gray_cnn") == "gray study CNN"
+    assert labels.model_label("rgb", "study_rgb_cnn") == "RGB study CNN"
+
+
+def test_the_write_up_carries_the_runs_numbers_and_verdicts():
+    text = report.write_up(*given_run(), LABELS)
+    assert "| gray ResNet | 88.38% (87.78%–88.98%) |" in text and "| RGB ResNet | 90.24% (89.64%–90.84%) |" in text
+    assert "0.0312 | 0.4321 | 0.1234 |" in text
+    assert "**Cat and dog are the most confused pair.** **holds** for 2 of 2 models" in text
+    assert "cat/dog, 191 test images (cat → dog 101, dog → cat 90); next bird/deer 82" in text
+    assert "**RGB is more accurate than gray.** **holds**" in text
+    assert "+1.86 points (95% CI +1.25 to +2.47)" in text and "412 images were right only in RGB and 226 only in gray" in text
+    assert "McNemar's exact p = 1.8e-13" in text
+    assert "**The maps are diffuse.** **holds** for 2 of 2 models" in text and "28.64% of the map's mass" in text
+    animals, vehicles = sum(GAINS[c] for c in report.ANIMALS) / 6, (0.01 + 0.0 - 0.01 + 0.0) / 4
+    assert f"{100 * animals:+.2f} points on average over the 6 animal classes and {100 * vehicles:+.2f}" in text
+    assert "Per class, largest gain first: dog +6.00, bird +5.00, cat +4.00" in text
+
+
+def test_a_finding_the_run_overturns_is_marked_so():
+    text = report.write_up(*given_run(rgb_accuracy=0.87), LABELS)
+    assert "**RGB is more accurate than gray.** **does not hold**: RGB is not ahead" in text
+
+
+def write_run(folder, metrics, evaluation):
+    (folder / "reports").mkdir()
+    (folder / "reports/metrics.json").write_text(json.dumps(metrics))
+    (folder / "reports/evaluation.json").write_text(json.dumps(evaluation))
+    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+
+
+def run_report_stage(folder):
+    return subprocess.run([sys.executable, "-m", "stages.report"], cwd=folder, capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def stage_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    write_run(folder, *given_run())
+    missing = run_report_stage(folder)
+    for _, images in report.figures(LABELS):
+        for path, _ in images:
+            (folder / "reports" / path).parent.mkdir(exist_ok=True)
+            (folder / "reports" / path).write_bytes(b"\x89PNG")
+    return folder, missing, run_report_stage(folder)
+
+
+def test_the_report_stage_refuses_to_write_without_the_figures(stage_run):
+    _, missing, _ = stage_run
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert re.fullmatch(r"error: reports/figures/class_accuracy.png not found: run the evaluate and gradcam stages first \(dvc repro\)\n",
+                        missing.stderr)
+
+
+def test_the_report_stage_writes_the_write_up_whose_figure_links_resolve(stage_run):
+    folder, _, result = stage_run
+    assert result.returncode == 0, result.stderr
+    text = (folder / "reports/README.md").read_text()
+    assert "| gray ResNet | 88.38%" in text  # the labels come from params.yaml's train_*.arch
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 13 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
+    assert all((folder / "reports" / link).is_file() for link in links)

@@ -26,7 +26,7 @@ def whitening_parameters(images):
     channels = images.shape[-1]
     mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
     if np.any(std == 0):
-        raise ValueError("the whitening layer needs training images that vary: these are all one value")
+        raise ValueError("the whitening layer needs training images that vary: a channel of these is all one value")
     standardized = (images - mean) / std
     patches = np.stack(
         [standardized[:, row : row + images.shape[1] - PATCH + 1, column : column + images.shape[2] - PATCH + 1] for row in range(PATCH) for column in range(PATCH)],

@@ -102,18 +102,52 @@ class AdamW(_BiasRate, keras.optimizers.AdamW):
     pass
 
 
+@keras.saving.register_keras_serializable(package="cifarcam")
+class CoupledSGD(_BiasRate, keras.optimizers.SGD):
+    """torch.optim.SGD's update, which airbench trains with: the weight decay is added to the gradient
+    (so it passes through the momentum), and the learning rate scales the momentum's output instead
+    of entering it (Keras's SGD differs there whenever the rate changes from step to step).
+
+    BN's shifts, whose rate is `bias_lr_scale` times higher, decay at `coupled_weight_decay /
+    bias_lr_scale`: every weight then shrinks by the same share per step, as in airbench's two
+    parameter groups.
+    """
+
+    def __init__(self, coupled_weight_decay=0.0, **options):
+        super().__init__(**options)
+        self.coupled_weight_decay = coupled_weight_decay
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        scale = self.bias_lr_scale if index in self._scaled else 1.0
+        learning_rate = keras.ops.cast(learning_rate, variable.dtype) * scale
+        gradient = keras.ops.cast(gradient, variable.dtype) + (self.coupled_weight_decay / scale) * variable
+        if self.momentum == 0:
+            self.assign_sub(variable, learning_rate * gradient)
+            return
+        momentum, buffer = keras.ops.cast(self.momentum, variable.dtype), self.momentums[index]
+        self.assign(buffer, momentum * buffer + gradient)
+        self.assign_sub(variable, learning_rate * (gradient + momentum * buffer if self.nesterov else buffer))
+
+    def get_config(self):
+        return super().get_config() | {"coupled_weight_decay": self.coupled_weight_decay}
+
+
 def optimizer(params, steps_per_epoch):
-    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled.
+    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled
+    unless `weight_decay_mode` is coupled (SGD only: then it is torch.optim.SGD's, see CoupledSGD).
 
     Keras's own classes unless BN's shifts get a rate of their own: the subclasses compile to
     another graph, which rounds differently, so a recipe without the scale keeps the plainer one.
     """
-    options = {"learning_rate": learning_rate(params, steps_per_epoch), "weight_decay": params["weight_decay"]}
-    if params["bias_lr_scale"] == 1:
-        sgd, adamw = keras.optimizers.SGD, keras.optimizers.AdamW
-    else:
-        sgd, adamw = SGD, AdamW
-        options["bias_lr_scale"] = params["bias_lr_scale"]
+    rate = learning_rate(params, steps_per_epoch)
+    extras = {"bias_lr_scale": params["bias_lr_scale"]} if params["bias_lr_scale"] != 1 else {}
+    if params["weight_decay_mode"] == "coupled":
+        if params["optimizer"] != "sgd":
+            raise ValueError(f"weight_decay_mode coupled takes optimizer sgd, not {params['optimizer']}")
+        return CoupledSGD(params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **extras)
+    sgd, adamw = (SGD, AdamW) if extras else (keras.optimizers.SGD, keras.optimizers.AdamW)
+    options = {"learning_rate": rate, "weight_decay": params["weight_decay"]} | extras
     if params["optimizer"] == "sgd":
         return sgd(momentum=params["momentum"], nesterov=True, **options)
     return adamw(beta_1=params["momentum"], **options)

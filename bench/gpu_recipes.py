@@ -65,6 +65,7 @@ AIRBENCH_RECIPE = {
     "momentum": 0.85,
     "learning_rate": 1.5,
     "bias_lr_scale": 64,
+    "whiten_bias_epochs": 3,
     "warmup": 0.23,
     "lr_start": 0.2,
     "lr_end": 0.07,

@@ -65,6 +65,7 @@ _TRAIN = {
     "momentum": _fraction,
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
     "bias_lr_scale": _number(lambda v: v > 0, "a number > 0"),
+    "whiten_bias_epochs": _optional(_integer(0)),
     "schedule": _choice(("onecycle", "cosine", "constant")),
     "warmup": _fraction,
     "lr_start": _fraction,

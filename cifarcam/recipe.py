@@ -69,19 +69,37 @@ def learning_rate(params, steps_per_epoch):
 
 
 class _BiasRate:
-    """Scales the learning rate of BN's shifts (`beta`) by `bias_lr_scale`, as airbench does (64x).
+    """Scales the learning rate of BN's shifts (`beta`) by `bias_lr_scale`, as airbench does (64x),
+    and stops training the whitening bias after `whiten_bias_steps` steps, as airbench does after 3 epochs.
 
     Weight decay is applied before the step at the unscaled rate, so the shifts decay as the rest.
+    A stopped bias keeps its value and its optimizer state: like a PyTorch weight without a
+    gradient, it neither steps nor decays.
     """
 
-    def __init__(self, bias_lr_scale=1.0, **options):
+    def __init__(self, bias_lr_scale=1.0, whiten_bias_steps=None, **options):
         super().__init__(**options)
-        self.bias_lr_scale = bias_lr_scale
+        self.bias_lr_scale, self.whiten_bias_steps = bias_lr_scale, whiten_bias_steps
 
     def build(self, variables):
         super().build(variables)
         # update_step may see the backend's variable (TensorFlow's is named "<layer>/beta:0"): go by index
         self._scaled = {self._get_variable_index(variable) for variable in variables if variable.name == "beta"}
+        self._stopping = []
+        for variable in variables if self.whiten_bias_steps is not None else []:
+            if variable.path == "whiten/bias":
+                index = self._get_variable_index(variable)
+                slots = [getattr(self, name)[index] for name in ("momentums", "_momentums", "_velocities") if getattr(self, name, None)]
+                self._stopping += [variable, *slots]
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if not self._stopping:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        kept = [keras.ops.copy(variable.value) for variable in self._stopping]
+        super()._backend_apply_gradients(grads, trainable_variables)
+        stopped = keras.ops.greater_equal(self.iterations, self.whiten_bias_steps or 0)
+        for variable, value in zip(self._stopping, kept):
+            variable.assign(keras.ops.where(stopped, value, variable.value))
 
     def update_step(self, gradient, variable, learning_rate):
         if self._get_variable_index(variable) in self._scaled:
@@ -89,7 +107,7 @@ class _BiasRate:
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return super().get_config() | {"bias_lr_scale": self.bias_lr_scale}
+        return super().get_config() | {"bias_lr_scale": self.bias_lr_scale, "whiten_bias_steps": self.whiten_bias_steps}
 
 
 @keras.saving.register_keras_serializable(package="cifarcam")
@@ -137,11 +155,14 @@ def optimizer(params, steps_per_epoch):
     """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled
     unless `weight_decay_mode` is coupled (SGD only: then it is torch.optim.SGD's, see CoupledSGD).
 
-    Keras's own classes unless BN's shifts get a rate of their own: the subclasses compile to
-    another graph, which rounds differently, so a recipe without the scale keeps the plainer one.
+    Keras's own classes unless BN's shifts get a rate of their own or the whitening bias stops: the
+    subclasses compile to another graph, which rounds differently, so a recipe without either
+    keeps the plainer one.
     """
     rate = learning_rate(params, steps_per_epoch)
     extras = {"bias_lr_scale": params["bias_lr_scale"]} if params["bias_lr_scale"] != 1 else {}
+    if params["whiten_bias_epochs"] is not None:
+        extras["whiten_bias_steps"] = params["whiten_bias_epochs"] * steps_per_epoch
     if params["weight_decay_mode"] == "coupled":
         if params["optimizer"] != "sgd":
             raise ValueError(f"weight_decay_mode coupled takes optimizer sgd, not {params['optimizer']}")

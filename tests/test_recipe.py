@@ -149,3 +149,24 @@ def test_coupled_sgd_with_airbenchs_values_steps_as_airbench94s_torch_sgd():
 def test_coupled_weight_decay_takes_sgd():
     with pytest.raises(ValueError, match="takes optimizer sgd"):
         recipe.optimizer(DEFAULTS | {"weight_decay_mode": "coupled", "optimizer": "adamw"}, steps_per_epoch=10)
+
+
+@pytest.mark.parametrize("mode, optimizer", [("coupled", "sgd"), ("decoupled", "sgd"), ("decoupled", "adamw")])
+def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor_decays(mode, optimizer, tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "batch_size": 8, "epochs": 3,
+                         "optimizer": optimizer, "weight_decay_mode": mode, "weight_decay": 0.01, "schedule": "constant",
+                         "learning_rate": 0.05, "whiten_bias_epochs": 2}
+    trainer = recipe.compile_trainer(params, images)
+    bias = trainer.layers[-1].get_layer("whiten").bias
+    kernel = trainer.layers[-1].get_layer("group1_conv1").kernel
+    per_step = []
+    for epoch in range(params["epochs"]):
+        for batch in range(4):
+            before = [keras.ops.convert_to_numpy(v).copy() for v in (bias, kernel)]
+            trainer.train_on_batch(images[8 * batch : 8 * batch + 8], recipe.one_hot(np.arange(8) % 10))
+            per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before)])
+    assert per_step[:8] == [[True, True]] * 8  # 2 epochs of 4 steps: the bias learns
+    assert per_step[8:] == [[False, True]] * 4  # then it stays (no step, no decay), while the rest trains on
+    trainer.save(tmp_path / "trainer.keras")
+    assert keras.models.load_model(tmp_path / "trainer.keras").optimizer.whiten_bias_steps == 8

@@ -65,10 +65,12 @@ AIRBENCH_RECIPE = {
     "momentum": 0.85,
     "learning_rate": 1.5,
     "bias_lr_scale": 64,
+    "whiten_bias_epochs": 3,
     "warmup": 0.23,
     "lr_start": 0.2,
     "lr_end": 0.07,
-    "weight_decay": 0.0089,
+    "weight_decay": 0.0153 / 11.5,  # airbench's weight_decay / its lr: torch's wd / lr per group, over batch_size for the mean loss
+    "weight_decay_mode": "coupled",
     "label_smoothing": 0.2,
     "lookahead": 5,
     "flip": "alternate",

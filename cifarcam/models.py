@@ -15,6 +15,8 @@ from cifarcam.errors import PipelineError
 from cifarcam.whitening import PatchWhitening
 
 NUM_CLASSES = 10
+# PyTorch's default for Conv2d and Linear, which airbench keeps: kaiming_uniform(a=sqrt(5)), i.e. U(±1/sqrt(fan_in))
+TORCH_DEFAULT_INIT = {"class_name": "VarianceScaling", "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
 
 
 def study_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 256)):
@@ -71,7 +73,9 @@ def airbench(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), batchn
     A frozen 2x2 patch-whitening convolution (set from the training images by `recipe`), then per
     width a group: conv, 2x2 max-pool, BN, activation, conv, BN, activation. Each convolution
     starts as the identity on its input channels (dirac), BN has no learned scale, and the
-    logits are scaled by 1/9 (a lower softmax temperature at the start).
+    logits are scaled by 1/9 (a lower softmax temperature at the start). The convolutions' other
+    filters and the classifier start as PyTorch's, U(±1/sqrt(fan_in)): Keras's Glorot default is
+    another scale.
     """
     inputs = keras.Input(input_shape, name="image")
     x = PatchWhitening(name="whiten", dtype="float32")(inputs)  # its large weights cancel: bfloat16 is too coarse
@@ -85,11 +89,11 @@ def airbench(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), batchn
     x = layers.GlobalMaxPooling2D()(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Rescaling(1 / 9, name="logit_scale")(x)
-    return _classifier_head(inputs, x, "airbench", use_bias=False)
+    return _classifier_head(inputs, x, "airbench", use_bias=False, kernel_initializer=TORCH_DEFAULT_INIT)
 
 
 def _dirac_conv(x, width, name):
-    conv = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)
+    conv = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=TORCH_DEFAULT_INIT, name=name)
     y = conv(x)
     kernel = keras.ops.convert_to_numpy(conv.kernel)
     identity = min(x.shape[-1], width)
@@ -110,8 +114,8 @@ def _bn_activation(x, name, unit):
     return layers.Activation(unit["activation"], name=f"{name}_act")(x)
 
 
-def _classifier_head(inputs, features, name, use_bias=True):
-    logits = layers.Dense(NUM_CLASSES, use_bias=use_bias, name="logits", dtype="float32")(features)
+def _classifier_head(inputs, features, name, use_bias=True, kernel_initializer="glorot_uniform"):
+    logits = layers.Dense(NUM_CLASSES, use_bias=use_bias, kernel_initializer=kernel_initializer, name="logits", dtype="float32")(features)
     probabilities = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probabilities, name=name)
 

@@ -65,11 +65,13 @@ _TRAIN = {
     "momentum": _fraction,
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
     "bias_lr_scale": _number(lambda v: v > 0, "a number > 0"),
+    "whiten_bias_epochs": _optional(_integer(0)),
     "schedule": _choice(("onecycle", "cosine", "constant")),
     "warmup": _fraction,
     "lr_start": _fraction,
     "lr_end": _fraction,
     "weight_decay": _number(lambda v: v >= 0, "a number ≥ 0"),
+    "weight_decay_mode": _choice(("decoupled", "coupled")),
     "label_smoothing": _fraction,
     "lookahead": _integer(0),
     "flip": _choice(FLIPS),
@@ -132,6 +134,8 @@ def validate(params, path="params.yaml"):
             ok, allowed = rule(values[key])
             if not ok:
                 raise PipelineError(f"{path}: {section}.{key} must be {allowed}, got {values[key]!r}")
+        if values.get("weight_decay_mode") == "coupled" and values["optimizer"] != "sgd":
+            raise PipelineError(f"{path}: {section}.weight_decay_mode coupled takes optimizer sgd: set optimizer: sgd or weight_decay_mode: decoupled")
     return params
 
 

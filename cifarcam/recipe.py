@@ -69,19 +69,37 @@ def learning_rate(params, steps_per_epoch):
 
 
 class _BiasRate:
-    """Scales the learning rate of BN's shifts (`beta`) by `bias_lr_scale`, as airbench does (64x).
+    """Scales the learning rate of BN's shifts (`beta`) by `bias_lr_scale`, as airbench does (64x),
+    and stops training the whitening bias after `whiten_bias_steps` steps, as airbench does after 3 epochs.
 
     Weight decay is applied before the step at the unscaled rate, so the shifts decay as the rest.
+    A stopped bias keeps its value and its optimizer state: like a PyTorch weight without a
+    gradient, it neither steps nor decays.
     """
 
-    def __init__(self, bias_lr_scale=1.0, **options):
+    def __init__(self, bias_lr_scale=1.0, whiten_bias_steps=None, **options):
         super().__init__(**options)
-        self.bias_lr_scale = bias_lr_scale
+        self.bias_lr_scale, self.whiten_bias_steps = bias_lr_scale, whiten_bias_steps
 
     def build(self, variables):
         super().build(variables)
         # update_step may see the backend's variable (TensorFlow's is named "<layer>/beta:0"): go by index
         self._scaled = {self._get_variable_index(variable) for variable in variables if variable.name == "beta"}
+        self._stopping = []
+        for variable in variables if self.whiten_bias_steps is not None else []:
+            if variable.path == "whiten/bias":
+                index = self._get_variable_index(variable)
+                slots = [getattr(self, name)[index] for name in ("momentums", "_momentums", "_velocities") if getattr(self, name, None)]
+                self._stopping += [variable, *slots]
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if not self._stopping:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        kept = [keras.ops.copy(variable.value) for variable in self._stopping]
+        super()._backend_apply_gradients(grads, trainable_variables)
+        stopped = keras.ops.greater_equal(self.iterations, self.whiten_bias_steps or 0)
+        for variable, value in zip(self._stopping, kept):
+            variable.assign(keras.ops.where(stopped, value, variable.value))
 
     def update_step(self, gradient, variable, learning_rate):
         if self._get_variable_index(variable) in self._scaled:
@@ -89,7 +107,7 @@ class _BiasRate:
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return super().get_config() | {"bias_lr_scale": self.bias_lr_scale}
+        return super().get_config() | {"bias_lr_scale": self.bias_lr_scale, "whiten_bias_steps": self.whiten_bias_steps}
 
 
 @keras.saving.register_keras_serializable(package="cifarcam")
@@ -102,18 +120,55 @@ class AdamW(_BiasRate, keras.optimizers.AdamW):
     pass
 
 
-def optimizer(params, steps_per_epoch):
-    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled.
+@keras.saving.register_keras_serializable(package="cifarcam")
+class CoupledSGD(_BiasRate, keras.optimizers.SGD):
+    """torch.optim.SGD's update, which airbench trains with: the weight decay is added to the gradient
+    (so it passes through the momentum), and the learning rate scales the momentum's output instead
+    of entering it (Keras's SGD differs there whenever the rate changes from step to step).
 
-    Keras's own classes unless BN's shifts get a rate of their own: the subclasses compile to
-    another graph, which rounds differently, so a recipe without the scale keeps the plainer one.
+    BN's shifts, whose rate is `bias_lr_scale` times higher, decay at `coupled_weight_decay /
+    bias_lr_scale`: every weight then shrinks by the same share per step, as in airbench's two
+    parameter groups.
     """
-    options = {"learning_rate": learning_rate(params, steps_per_epoch), "weight_decay": params["weight_decay"]}
-    if params["bias_lr_scale"] == 1:
-        sgd, adamw = keras.optimizers.SGD, keras.optimizers.AdamW
-    else:
-        sgd, adamw = SGD, AdamW
-        options["bias_lr_scale"] = params["bias_lr_scale"]
+
+    def __init__(self, coupled_weight_decay=0.0, **options):
+        super().__init__(**options)
+        self.coupled_weight_decay = coupled_weight_decay
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        scale = self.bias_lr_scale if index in self._scaled else 1.0
+        learning_rate = keras.ops.cast(learning_rate, variable.dtype) * scale
+        gradient = keras.ops.cast(gradient, variable.dtype) + (self.coupled_weight_decay / scale) * variable
+        if self.momentum == 0:
+            self.assign_sub(variable, learning_rate * gradient)
+            return
+        momentum, buffer = keras.ops.cast(self.momentum, variable.dtype), self.momentums[index]
+        self.assign(buffer, momentum * buffer + gradient)
+        self.assign_sub(variable, learning_rate * (gradient + momentum * buffer if self.nesterov else buffer))
+
+    def get_config(self):
+        return super().get_config() | {"coupled_weight_decay": self.coupled_weight_decay}
+
+
+def optimizer(params, steps_per_epoch):
+    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled
+    unless `weight_decay_mode` is coupled (SGD only: then it is torch.optim.SGD's, see CoupledSGD).
+
+    Keras's own classes unless BN's shifts get a rate of their own or the whitening bias stops: the
+    subclasses compile to another graph, which rounds differently, so a recipe without either
+    keeps the plainer one.
+    """
+    rate = learning_rate(params, steps_per_epoch)
+    extras = {"bias_lr_scale": params["bias_lr_scale"]} if params["bias_lr_scale"] != 1 else {}
+    if params["whiten_bias_epochs"] is not None:
+        extras["whiten_bias_steps"] = params["whiten_bias_epochs"] * steps_per_epoch
+    if params["weight_decay_mode"] == "coupled":
+        if params["optimizer"] != "sgd":
+            raise ValueError(f"weight_decay_mode coupled takes optimizer sgd, not {params['optimizer']}")
+        return CoupledSGD(params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **extras)
+    sgd, adamw = (SGD, AdamW) if extras else (keras.optimizers.SGD, keras.optimizers.AdamW)
+    options = {"learning_rate": rate, "weight_decay": params["weight_decay"]} | extras
     if params["optimizer"] == "sgd":
         return sgd(momentum=params["momentum"], nesterov=True, **options)
     return adamw(beta_1=params["momentum"], **options)

@@ -101,3 +101,13 @@ def test_airbench_convolutions_start_as_the_identity_on_their_input_channels():
     image = np.random.default_rng(0).random((1, 7, 7, 32)).astype("float32")
     square = model.get_layer("group3_conv2")  # 32 -> 32: the identity as a whole
     assert np.allclose(keras.ops.convert_to_numpy(square(image)), image, atol=1e-6)
+
+
+def test_airbench_classifier_and_convolutions_start_as_torchs_default_uniform_in_one_over_root_fan_in():
+    keras.utils.set_random_seed(0)
+    model = models.build("airbench", (32, 32, 3), dropout=0.0, widths=[16, 32, 64])
+    for name, fan_in, first_random in [("logits", 64, 0), ("group2_conv1", 9 * 16, 16), ("group3_conv1", 9 * 32, 32)]:
+        random = keras.ops.convert_to_numpy(model.get_layer(name).kernel)[..., first_random:]  # beside the dirac filters
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(random).max() <= bound and np.abs(random).max() > 0.97 * bound
+        assert random.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)  # uniform, not Glorot's scale

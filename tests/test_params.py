@@ -89,6 +89,9 @@ def test_the_package_and_the_parameter_checks_load_no_backend():
         ("train_rgb.optimizer", "rmsprop", "adamw, sgd"),
         ("train_rgb.momentum", 1.0, "[0, 1)"),
         ("train_gray.bias_lr_scale", 0, "number > 0"),
+        ("train_rgb.whiten_bias_epochs", -1, "null or an integer ≥ 0"),
+        ("train_gray.weight_decay_mode", "l2", "decoupled, coupled"),
+        ("train_rgb.weight_decay_mode", "coupled", "takes optimizer sgd"),  # the shipped optimizer is adamw
         ("train_rgb.schedule", "step", "onecycle, cosine, constant"),
         ("train_rgb.label_smoothing", 1, "[0, 1)"),
         ("train_rgb.flip", True, "none, random, alternate"),

@@ -109,3 +109,64 @@ def test_the_trainer_scales_uint8_pixels_exactly_as_load_prepared_does():
 def test_the_trainer_refuses_float_images_with_the_fix():
     with pytest.raises(ValueError, match="uint8 images.*scale=False"):
         recipe.compile_trainer(DEFAULTS, np.zeros((8, 32, 32, 3), np.float32))
+
+
+def test_coupled_sgd_with_airbenchs_values_steps_as_airbench94s_torch_sgd():
+    """Five steps on a kernel and a BN shift against torch.optim.SGD's update written out in NumPy,
+    with airbench94's hyperparameters as bench/airbench_cpu.py sets them (a summed loss, so
+    gradients batch_size times the mean's) and its one-cycle rate factors."""
+    from bench.gpu_recipes import AIRBENCH_RECIPE
+
+    batch, momentum = 1024, 0.85
+    kilostep_scale = 1024 * (1 + 1 / (1 - momentum))
+    lr, wd = 11.5 / kilostep_scale, 0.0153 * batch / kilostep_scale
+    torch_groups = {"beta": (lr * 64, wd / (lr * 64)), "kernel": (lr, wd / lr)}  # (lr, weight_decay) of the param group
+    steps, total = 5, 10  # int(0.23 * total) and round(0.23 * total) agree
+    factors = np.interp(np.arange(steps), [0, int(0.23 * total), total], [0.2, 1.0, 0.07])
+
+    params = DEFAULTS | AIRBENCH_RECIPE | {"epochs": 1}
+    optimizer = recipe.optimizer(params, steps_per_epoch=total)
+    assert isinstance(optimizer, recipe.CoupledSGD) and optimizer.weight_decay is None  # no decoupled decay as well
+    norm, dense = keras.layers.BatchNormalization(), keras.layers.Dense(3, use_bias=False)
+    norm.build((None, 3))
+    dense.build((None, 3))
+    rng = np.random.default_rng(0)
+    weights = {"beta": rng.normal(size=3), "kernel": rng.normal(size=(3, 3))}
+    norm.beta.assign(weights["beta"])
+    dense.kernel.assign(weights["kernel"])
+    buffers = {name: np.zeros_like(w) for name, w in weights.items()}
+    for step in range(steps):
+        mean_gradients = {name: rng.normal(size=w.shape) for name, w in weights.items()}
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(mean_gradients["beta"], "float32"), norm.beta), (keras.ops.convert_to_tensor(mean_gradients["kernel"], "float32"), dense.kernel)])
+        for name, (group_lr, group_wd) in torch_groups.items():
+            gradient = batch * mean_gradients[name] + group_wd * weights[name]  # torch: d_p = grad + weight_decay * p
+            buffers[name] = momentum * buffers[name] + gradient  # buf = momentum * buf + d_p
+            weights[name] = weights[name] - group_lr * factors[step] * (gradient + momentum * buffers[name])  # nesterov
+    assert np.allclose(keras.ops.convert_to_numpy(norm.beta), weights["beta"], rtol=1e-5, atol=1e-6)
+    assert np.allclose(keras.ops.convert_to_numpy(dense.kernel), weights["kernel"], rtol=1e-5, atol=1e-6)
+
+
+def test_coupled_weight_decay_takes_sgd():
+    with pytest.raises(ValueError, match="takes optimizer sgd"):
+        recipe.optimizer(DEFAULTS | {"weight_decay_mode": "coupled", "optimizer": "adamw"}, steps_per_epoch=10)
+
+
+@pytest.mark.parametrize("mode, optimizer", [("coupled", "sgd"), ("decoupled", "sgd"), ("decoupled", "adamw")])
+def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor_decays(mode, optimizer, tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "batch_size": 8, "epochs": 3,
+                         "optimizer": optimizer, "weight_decay_mode": mode, "weight_decay": 0.01, "schedule": "constant",
+                         "learning_rate": 0.05, "whiten_bias_epochs": 2}
+    trainer = recipe.compile_trainer(params, images)
+    bias = trainer.layers[-1].get_layer("whiten").bias
+    kernel = trainer.layers[-1].get_layer("group1_conv1").kernel
+    per_step = []
+    for epoch in range(params["epochs"]):
+        for batch in range(4):
+            before = [keras.ops.convert_to_numpy(v).copy() for v in (bias, kernel)]
+            trainer.train_on_batch(images[8 * batch : 8 * batch + 8], recipe.one_hot(np.arange(8) % 10))
+            per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before)])
+    assert per_step[:8] == [[True, True]] * 8  # 2 epochs of 4 steps: the bias learns
+    assert per_step[8:] == [[False, True]] * 4  # then it stays (no step, no decay), while the rest trains on
+    trainer.save(tmp_path / "trainer.keras")
+    assert keras.models.load_model(tmp_path / "trainer.keras").optimizer.whiten_bias_steps == 8

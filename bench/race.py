@@ -1,0 +1,260 @@
+"""airbench94 (PyTorch) against our Keras recipes on this CPU: accuracy per epoch, time, throughput, FLOP/s.
+
+    pip install torch==2.13.0             # the CPU build of PyTorch; not in requirements.txt
+    python -m bench.race                  # after dvc repro preprocess: reads data/prepared/rgb.npz
+    python -m bench.race --epochs 3       # the first 3 epochs of each (full schedules): no time-to-accuracy ratio
+    python -m bench.race --only airbench94 ours_airbench_net   # the throughput ratio alone
+
+Three trainers on the pipeline's split (40,000 training images), in one process: airbench94 itself
+(bench.airbench_cpu, its own 9.9 epochs), `ours` (params.yaml's train_rgb) and `ours_airbench_net`
+(train_rgb with airbench94's network and recipe, `ours_airbench94` of bench.gpu_recipes). They
+take turns, one epoch each, so that load from other processes on a shared machine falls on all
+of them alike. Only training is timed: each trainer first runs a warm-up that is not (ours: one
+step of each batch shape, which traces and compiles the step, then the initial weights and
+optimizer state are restored; airbench94: two steps of a throwaway copy). airbench94's first
+epoch includes its whitening and padding of the data, as airbench times itself. After each
+epoch, untimed, each is scored on the validation and the test split, without and with test-time
+augmentation: ours with evaluate's (params.yaml's evaluate.tta, cifarcam.tta), airbench94 with
+its own (mirror and 1-pixel shifts, 6 views).
+
+The summary's ratios, each on the same CPU in the same command:
+1. time to accuracy: ours' training time up to the first epoch whose test accuracy with TTA
+   reaches airbench94's after its 9.9 epochs, divided by airbench94's training time (goal ≤ 1);
+2. throughput on airbench94's network: ours_airbench_net's training images/s divided by
+   airbench94's (goal ≥ 1);
+3. FLOP/s: each trainer's training FLOPs per second divided by those of a large matrix product in
+   the same precision (the faster of TensorFlow's and PyTorch's) on the same cores (goal ≥ 0.7).
+   A step's FLOPs are counted analytically from the convolutions' and dense layers' shapes:
+   forward 2 per multiply-add, backward twice the forward; other layers are not counted.
+Precision: bfloat16 for all (Keras mixed_bfloat16, PyTorch bfloat16 autocast) where the CPU has
+native bfloat16 (cifarcam.precision), float32 for all elsewhere or with --float32.
+"""
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from cifarcam import precision, recipe, tta
+from cifarcam.data import load_arrays, to_unit_range
+from cifarcam.params import load_section
+from cifarcam.train import make_deterministic
+
+AIRBENCH, OURS, OURS_AIRBENCH_NET = "airbench94", "ours", "ours_airbench_net"
+TRAINERS = (AIRBENCH, OURS, OURS_AIRBENCH_NET)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # what the kernels can use
+MATMUL_SIZE = 4096
+
+
+def recipes(dtype_policy):
+    """The Keras recipes in the race: train_rgb as configured, and train_rgb on airbench94's recipe."""
+    from bench.gpu_recipes import GPU_RECIPES
+
+    section = load_section("train_rgb") | {"precision": dtype_policy}
+    return {OURS: section, OURS_AIRBENCH_NET: section | GPU_RECIPES["ours_airbench94"] | {"precision": dtype_policy}}
+
+
+def forward_flops(network):
+    """FLOPs of one image's forward pass through the convolutions and dense layers: 2 per multiply-add."""
+    total = 0
+    for layer in network.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:  # (height, width, in, out) for a convolution, (in, out) for a dense layer
+            total += 2 * math.prod(kernel.shape) * math.prod(layer.output.shape[1:-1])
+    return total
+
+
+def training_flops(network):
+    """FLOPs of one image's training step: the forward pass, and a backward pass of twice its cost."""
+    return 3 * forward_flops(network)
+
+
+def images_per_second(epochs, clock="seconds"):
+    """Images trained per second of wall time (or of another clock the epochs record)."""
+    return sum(epoch["images"] for epoch in epochs) / sum(epoch[clock] for epoch in epochs)
+
+
+def time_to_accuracy(epochs, target):
+    """Training seconds up to the first epoch whose test accuracy with TTA reaches `target`; None if none does."""
+    elapsed = 0.0
+    for epoch in epochs:
+        elapsed += epoch["seconds"]
+        if epoch["test"]["tta"] >= target:
+            return elapsed
+    return None
+
+
+class KerasTrainer:
+    """One of our recipes, trained one epoch per call by the pipeline's own trainer."""
+
+    def __init__(self, params, data):
+        make_deterministic(params["seed"])
+        self.params, self.epochs, self.epochs_done = params, params["epochs"], 0
+        self.trainer = recipe.compile_trainer(params, data["x_train"])
+        self.x_train, self.y_train = data["x_train"], recipe.one_hot(data["y_train"])
+        self.splits = {split: (to_unit_range(data[f"x_{split}"]), data[f"y_{split}"]) for split in ("val", "test")}
+        self.callbacks = recipe.callbacks(params, self.trainer, len(self.x_train))
+        self.tta = load_section("evaluate")["tta"]
+
+    @property
+    def done(self):
+        return self.epochs_done >= self.epochs
+
+    def warm_up(self):
+        trainer, batch = self.trainer, self.params["batch_size"]
+        trainer.optimizer.build(trainer.trainable_variables)
+        state = trainer.variables + trainer.optimizer.variables
+        initial = [variable.numpy() for variable in state]
+        shapes = slice(0, batch + len(self.x_train) % batch)  # a full batch and the epoch's last, shorter one
+        trainer.fit(self.x_train[shapes], self.y_train[shapes], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        for variable, value in zip(state, initial):
+            variable.assign(value)
+
+    def train_epoch(self):
+        epoch = self.epochs_done
+        self.trainer.fit(
+            self.x_train, self.y_train, batch_size=self.params["batch_size"], epochs=epoch + 1, initial_epoch=epoch,
+            callbacks=self.callbacks, verbose=0,
+        )
+        self.epochs_done += 1
+        return len(self.x_train)
+
+    def accuracy(self, split):
+        images, labels = self.splits[split]
+        views = tta.predict_views(self.trainer.layers[-1], images, self.tta)
+        return {"none": float((views[0].argmax(1) == labels).mean()), "tta": float((tta.average(views).argmax(1) == labels).mean())}
+
+
+def matmul_flops(bfloat16, size=MATMUL_SIZE, repeats=4):
+    """FLOP/s of a size x size matrix product in TensorFlow and in PyTorch, after one untimed product each."""
+    import tensorflow as tf
+    import torch
+
+    results = {}
+    a = tf.random.normal((size, size), dtype=tf.bfloat16 if bfloat16 else tf.float32)
+    b = torch.randn(size, size, dtype=torch.bfloat16 if bfloat16 else torch.float32)
+    for name, product in (("TensorFlow", lambda: tf.linalg.matmul(a, a).numpy()), ("PyTorch", lambda: torch.mm(b, b))):
+        product()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            product()
+        results[name] = 2 * size**3 * repeats / (time.perf_counter() - started)
+    return results
+
+
+def race(trainers, max_epochs, budget_s, bfloat16):
+    """Each trainer in turn trains one epoch and is scored, until all are done or out of epochs or time.
+
+    Before and after each round the matrix product is timed too, so that it sees the same load as the epochs.
+    Returns each trainer's epochs and the matrix products' FLOP/s of each round.
+    """
+    history, products = {name: [] for name in trainers}, []
+    started = time.perf_counter()
+    while True:
+        products.append(matmul_flops(bfloat16))
+        running = [name for name, trainer in trainers.items() if not trainer.done and len(history[name]) < max_epochs]
+        if not running:
+            return history, products
+        for name in running:
+            if time.perf_counter() - started > budget_s:
+                print(f"out of time (--budget-minutes): stopping with {name} to run", flush=True)
+                return history, products
+            trainer = trainers[name]
+            before, cpu_before = time.perf_counter(), time.process_time()
+            images = trainer.train_epoch()
+            seconds, cpu_seconds = time.perf_counter() - before, time.process_time() - cpu_before
+            epoch = {"seconds": seconds, "cpu_seconds": cpu_seconds, "images": images, "val": trainer.accuracy("val"), "test": trainer.accuracy("test")}
+            history[name].append(epoch)
+            print(epoch_line(name, len(history[name]), math.ceil(trainer.epochs), history[name]), flush=True)
+
+
+def epoch_line(name, number, epochs, history):
+    epoch = history[-1]
+    scores = " | ".join(f"{split} {epoch[split]['none']:.4f}, tta {epoch[split]['tta']:.4f}" for split in ("val", "test"))
+    so_far = sum(e["seconds"] for e in history)
+    return (
+        f"{name} epoch {number}/{epochs}: {epoch['seconds']:.1f} s training ({so_far:.1f} s so far; process CPU time "
+        f"{epoch['cpu_seconds']:.1f} s), {epoch['images'] / epoch['seconds']:.0f} img/s | {scores}"
+    )
+
+
+def summary(history, flops, peak, machine, dtype_policy, finished):
+    """The closing block: machine and precision, then each ratio, or why it was not measured."""
+    lines = [f"machine: {machine}", f"precision: {dtype_policy} for our trainers, {'bfloat16 autocast' if 'bfloat16' in dtype_policy else 'float32'} for airbench94"]
+    ran = {name: epochs for name, epochs in history.items() if epochs}
+    for name, epochs in ran.items():
+        speed = images_per_second(epochs)
+        lines.append(
+            f"{name}: {len(epochs)} epochs, {sum(e['seconds'] for e in epochs):.1f} s training, {speed:.0f} img/s, "
+            f"test accuracy {epochs[-1]['test']['none']:.4f}, tta {epochs[-1]['test']['tta']:.4f}, "
+            f"{speed * flops[name] / 1e9:.1f} GFLOP/s ({flops[name] / 1e6:.0f} MFLOP per training image)"
+        )
+    best_name, best = max(peak.items(), key=lambda item: item[1])
+    lines.append("matrix product, median over the rounds: " + ", ".join(f"{name} {value / 1e9:.1f} GFLOP/s" for name, value in peak.items()) + f" ({MATMUL_SIZE}², {dtype_policy})")
+
+    if AIRBENCH in ran and OURS in ran and finished[AIRBENCH]:
+        target, reference = ran[AIRBENCH][-1]["test"]["tta"], sum(e["seconds"] for e in ran[AIRBENCH])
+        reached = time_to_accuracy(ran[OURS], target)
+        if reached is None:
+            result = f"not reached: ours' best test tta {max(e['test']['tta'] for e in ran[OURS]):.4f} in {len(ran[OURS])} epochs ({sum(e['seconds'] for e in ran[OURS]):.1f} s)"
+        else:
+            result = f"{reached / reference:.2f} ({reached:.1f} s / {reference:.1f} s)"
+        lines.append(f"ratio 1, time to airbench94's test accuracy with TTA {target:.4f}, ours / airbench94 (goal ≤ 1.0): {result}")
+    else:
+        lines.append("ratio 1, time to accuracy: not measured (needs airbench94's full 9.9 epochs and ours in the race)")
+    if AIRBENCH in ran and OURS_AIRBENCH_NET in ran:
+        ratio = images_per_second(ran[OURS_AIRBENCH_NET]) / images_per_second(ran[AIRBENCH])
+        by_cpu = images_per_second(ran[OURS_AIRBENCH_NET], "cpu_seconds") / images_per_second(ran[AIRBENCH], "cpu_seconds")
+        lines.append(
+            f"ratio 2, training throughput on airbench94's network, ours_airbench_net / airbench94 (goal ≥ 1.0): {ratio:.2f} "
+            f"(per second of process CPU time: {by_cpu:.2f})"
+        )
+    else:
+        lines.append("ratio 2, throughput: not measured (needs airbench94 and ours_airbench_net in the race)")
+    for name, epochs in ran.items():
+        achieved = images_per_second(epochs) * flops[name]
+        lines.append(f"ratio 3, training FLOP/s of {name} / {best_name}'s matrix product (goal ≥ 0.7): {achieved / best:.2f}")
+    return lines
+
+
+def machine_line():
+    flags = precision.cpu_flags()
+    return f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs of each (their schedules stay full length)")
+    parser.add_argument("--budget-minutes", type=float, default=math.inf, help="start no epoch after this many minutes")
+    parser.add_argument("--only", nargs="+", choices=TRAINERS, default=list(TRAINERS))
+    parser.add_argument("--float32", action="store_true", help="float32 for all, even where bfloat16 is native")
+    parser.add_argument("--data", default="data/prepared/rgb.npz")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise SystemExit("bench.race needs PyTorch, which requirements.txt leaves out: pip install torch==2.13.0") from None
+    import keras
+    import tensorflow as tf
+
+    from bench.airbench_cpu import Airbench94
+
+    dtype_policy = "float32" if args.float32 else precision.resolve("auto")
+    data = load_arrays(args.data)
+    params = recipes(dtype_policy)
+    machine = machine_line()
+    print(f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {dtype_policy}", flush=True)
+    trainers = {}
+    for name in args.only:
+        trainers[name] = Airbench94(data, bfloat16="bfloat16" in dtype_policy) if name == AIRBENCH else KerasTrainer(params[name], data)
+        trainers[name].warm_up()
+    history, products = race(trainers, args.epochs, args.budget_minutes * 60, "bfloat16" in dtype_policy)
+    flops = {name: training_flops(recipe.build_network(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])) for name in trainers}
+    peak = {framework: float(np.median([round_[framework] for round_ in products])) for framework in products[0]}
+    finished = {name: trainer.done for name, trainer in trainers.items()}
+    print("\n" + "\n".join(summary(history, flops, peak, machine, dtype_policy, finished)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Where a training step's time goes on this CPU: its parts in TensorFlow, and each convolution against PyTorch's.
+
+    python -m bench.step_profile                    # params.yaml's train_rgb
+    python -m bench.step_profile --arch airbench    # train_rgb with airbench94's recipe (bench.gpu_recipes)
+    pip install torch==2.13.0                       # optional, for the PyTorch column; not in requirements.txt
+
+The recipe's step is split into what the compiled step does, each part compiled on its own
+(tf.function) and timed on one batch of random images: the augmentation (uint8 to [0, 1],
+flip, shift), the forward pass with the loss, the forward and backward pass, and Keras's whole
+`train_on_batch` (adds the optimizer, the metrics and Keras's per-step Python). Then every
+convolution of the network alone, at its input's shape and in the recipe's precision: forward,
+gradient of the input and gradient of the kernel, in TensorFlow and in PyTorch (channels-last,
+as airbench runs). Each figure is the fastest of `--repeats` runs after one untimed run, which
+keeps the least disturbed one on a shared machine.
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bench.race import recipes
+from cifarcam import precision, recipe
+
+
+def fastest(function, repeats):
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def step_parts(params, repeats):
+    """Seconds of each part of one training step of `params`' recipe, at its batch size."""
+    rng = np.random.default_rng(0)
+    batch = params["batch_size"]
+    images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+    labels = recipe.one_hot(rng.integers(0, 10, batch))
+    trainer = recipe.compile_trainer(params, images)
+    scale, augment, network = trainer.layers
+    loss_fn, x, y = trainer.loss, tf.constant(images), tf.constant(labels)
+
+    @tf.function
+    def augmentation():
+        return augment(scale(x), training=True)
+
+    augmented = augmentation()
+
+    @tf.function
+    def forward():
+        return loss_fn(y, network(augmented, training=True))
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, network(augmented, training=True))
+        return tape.gradient(loss, network.trainable_variables)
+
+    parts = {"augmentation": augmentation, "forward + loss": forward, "forward + backward": forward_backward}
+    seconds = {name: fastest(lambda f=function: tf.nest.map_structure(lambda t: t.numpy(), f()), repeats) for name, function in parts.items()}
+    seconds["train_on_batch (all)"] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
+    return seconds, network
+
+
+def convolutions(network):
+    """(name, input shape, kernel shape, padding) of each 2-D convolution of the network."""
+    return [
+        (layer.name, tuple(layer.input.shape[1:]), tuple(layer.kernel.shape), layer.padding.upper())
+        for layer in network.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+
+
+def tensorflow_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
+    x = tf.random.normal((batch, *shape), dtype=dtype)
+    w = tf.random.normal(kernel_shape, dtype=dtype)
+    dy = tf.nn.conv2d(x, w, 1, padding)
+    strides = [1, 1, 1, 1]
+    forward = tf.function(lambda: tf.nn.conv2d(x, w, 1, padding))
+    input_gradient = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(input_sizes=x.shape, filter=w, out_backprop=dy, strides=strides, padding=padding))
+    kernel_gradient = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=w.shape, out_backprop=dy, strides=strides, padding=padding))
+    return [fastest(lambda f=f: f().numpy(), repeats) for f in (forward, input_gradient, kernel_gradient)]
+
+
+def torch_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
+    import torch
+
+    height, width, channels = shape
+    kh, kw, cin, cout = kernel_shape
+    x = torch.randn(batch, channels, height, width, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(cout, cin, kh, kw, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    pad = [kh // 2, kw // 2] if padding == "SAME" else [0, 0]
+    with torch.no_grad():
+        dy = torch.nn.functional.conv2d(x, w, padding=pad)
+
+    def backward(mask):
+        return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [1, 1], pad, [1, 1], False, [0, 0], 1, mask)
+
+    with torch.no_grad():
+        return [
+            fastest(lambda: torch.nn.functional.conv2d(x, w, padding=pad), repeats),
+            fastest(backward([True, False, False]), repeats),
+            fastest(backward([False, True, False]), repeats),
+        ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("resnet", "airbench"), default=None, help="airbench: train_rgb with airbench94's recipe")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    dtype_policy = precision.resolve("auto")
+    race_recipes = recipes(dtype_policy)
+    params = race_recipes["ours_airbench_net" if args.arch == "airbench" else "ours"]
+    batch = params["batch_size"]
+    print(f"machine: {precision.machine_summary()}; {params['arch']} {params['widths']}, batch {batch}, {dtype_policy}", flush=True)
+    seconds, network = step_parts(params, args.repeats)
+    print("\n| part of the step | ms per step | share of train_on_batch |\n|---|---|---|")
+    for name, value in seconds.items():
+        print(f"| {name} | {value * 1e3:.0f} | {value / seconds['train_on_batch (all)']:.0%} |")
+    try:
+        import torch
+    except ModuleNotFoundError:
+        torch = None
+    bfloat16 = "bfloat16" in dtype_policy
+    tf_dtype = tf.bfloat16 if bfloat16 else tf.float32
+    print("\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch |\n|---|---|---|---|---|---|")
+    totals = np.zeros((2, 3))
+    for name, shape, kernel_shape, padding in convolutions(network):
+        ours = tensorflow_convolution(batch, shape, kernel_shape, padding, tf_dtype, args.repeats)
+        theirs = torch_convolution(batch, shape, kernel_shape, padding, torch.bfloat16 if bfloat16 else torch.float32, args.repeats) if torch else [np.nan] * 3
+        totals += [ours, theirs]
+        cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
+        print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} |", flush=True)
+    print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals))} |")
+
+
+if __name__ == "__main__":
+    main()

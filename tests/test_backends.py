@@ -10,12 +10,13 @@ import textwrap
 import cv2
 import numpy as np
 import pytest
-
-from cifarcam import cam, models
-from cifarcam.data import to_unit_range
-from cifarcam.train import train
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
 from test_train import PARAMS, tiny_data
+
+from cifarcam import cam, models
+from cifarcam.choices import CAM_METHODS
+from cifarcam.data import to_unit_range
+from cifarcam.train import train
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
@@ -47,6 +48,7 @@ JAX_EVALUATES = textwrap.dedent(
     from test_train import tiny_data
     from cifarcam.data import to_unit_range
     from cifarcam import cam, models, tta
+    from cifarcam.choices import CAM_METHODS
     folder = Path(sys.argv[1])
     assert keras.backend.backend() == "jax"
     model = models.load(f"{folder}/tensorflow.keras")
@@ -54,7 +56,7 @@ JAX_EVALUATES = textwrap.dedent(
     np.save(f"{folder}/loaded.npy", tta.predict_probabilities(model, images, "flip_translate"))
     predicted = model.predict(images, verbose=0).argmax(axis=1)
     np.save(f"{folder}/predicted.npy", predicted)
-    for method in cam.METHODS:
+    for method in CAM_METHODS:
         np.save(f"{folder}/{method}.npy", cam.class_activation_maps(model, images, predicted, method))
     """
 )
@@ -95,7 +97,7 @@ def test_a_model_trained_under_tensorflow_evaluates_and_explains_the_same_under_
     expected = tta.predict_probabilities(model, images, "flip_translate")
     assert np.allclose(np.load(tmp_path / "loaded.npy"), expected, atol=1e-5)
     predicted = np.load(tmp_path / "predicted.npy")  # JAX's calls, so that a near tie cannot pick another class here
-    for method in cam.METHODS:
+    for method in CAM_METHODS:
         maps = cam.class_activation_maps(model, images, predicted, method)
         assert (maps.max(axis=(1, 2)) > 0.9).all()  # no empty map: the comparison below means something
         assert np.allclose(np.load(tmp_path / f"{method}.npy"), maps, atol=1e-4), method

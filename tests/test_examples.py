@@ -1,9 +1,9 @@
 import numpy as np
+from pipeline_project import CLASSES
+from test_cam import cam_model, images
 
 from cifarcam import calibration, metrics, plots
 from cifarcam.examples import Explainer
-from pipeline_project import CLASSES
-from test_cam import cam_model, images
 
 
 def explainer(count=40):

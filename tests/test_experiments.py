@@ -7,7 +7,6 @@ import re
 
 import pytest
 import yaml
-
 from pipeline_project import (
     Project,
     experiments,

@@ -6,12 +6,12 @@ import tarfile
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_readers import binary_batch, python2_pickle, random_images
 
 from cifarcam.data import load_arrays, save_arrays
 from cifarcam.download import md5_of
 from cifarcam.errors import PipelineError
 from cifarcam.readers import read_source
-from test_readers import binary_batch, python2_pickle, random_images
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

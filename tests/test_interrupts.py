@@ -5,7 +5,6 @@ import re
 import signal
 
 import pytest
-
 from pipeline_project import Project, make_image_folder_archive, read_until, start_repro, tiny_params
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers

@@ -8,9 +8,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from pipeline_project import ROOT
 
 from cifarcam.lookahead import FINAL_DECAY, Lookahead
-from pipeline_project import ROOT
 
 STEPS_PER_EPOCH, EPOCHS = 6, 2
 

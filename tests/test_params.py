@@ -1,15 +1,14 @@
 import copy
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import yaml
-
-import subprocess
-import sys
+from pipeline_project import ROOT
 
 from cifarcam import augment, cam, choices, models, params, precision, tta
 from cifarcam.errors import PipelineError
-from pipeline_project import ROOT
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -7,7 +7,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from pipeline_project import ROOT, SHARED_COPY, Project, make_image_folder_archive, tiny_params
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers

@@ -6,9 +6,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from pipeline_project import ROOT
 
 from cifarcam import models
-from pipeline_project import ROOT
 
 
 @pytest.fixture(scope="module")

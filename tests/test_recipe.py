@@ -2,11 +2,11 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from pipeline_project import ROOT
 
 from cifarcam import recipe
 from cifarcam.augment import Augment
 from cifarcam.data import to_unit_range
-from pipeline_project import ROOT
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"]
 

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-
 from pipeline_project import (
     Project,
     clone,

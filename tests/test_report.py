@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from pipeline_project import CLASSES, ROOT
 
 from cifarcam import labels, params, report
-from pipeline_project import CLASSES, ROOT
 
 GAINS = {"airplane": 0.01, "automobile": 0.0, "bird": 0.05, "cat": 0.04, "deer": 0.03, "dog": 0.06, "frog": 0.02,
          "horse": 0.01, "ship": -0.01, "truck": 0.0}

@@ -4,7 +4,6 @@ import ast
 
 import pytest
 import yaml
-
 from pipeline_project import ROOT
 
 # The helpers dvc.yaml's header declares result-neutral: editing them retrains nothing, and what

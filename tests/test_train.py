@@ -7,10 +7,10 @@ import textwrap
 import numpy as np
 import pytest
 import yaml
+from pipeline_project import ROOT
 
 from cifarcam.errors import PipelineError
 from cifarcam.train import train
-from pipeline_project import ROOT
 
 SMALL_RESNET = {"widths": [8, 16, 16], "epochs": 2, "batch_size": 16, "precision": "float32", "patience": 3, "seed": 7}
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"] | SMALL_RESNET

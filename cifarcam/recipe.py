@@ -85,20 +85,20 @@ class _BiasRate:
         super().build(variables)
         # update_step may see the backend's variable (TensorFlow's is named "<layer>/beta:0"): go by index
         self._scaled = {self._get_variable_index(variable) for variable in variables if variable.name == "beta"}
-        self._stopping = []
-        for variable in variables if self.whiten_bias_steps is not None else []:
-            if variable.path == "whiten/bias":
-                index = self._get_variable_index(variable)
-                slots = [getattr(self, name)[index] for name in ("momentums", "_momentums", "_velocities") if getattr(self, name, None)]
-                self._stopping += [variable, *slots]
+        # by index too: a list of variables on the optimizer would be tracked as its own state
+        stopping = [self._get_variable_index(v) for v in variables if v.path == "whiten/bias" and self.whiten_bias_steps is not None]
+        self._stopping_index = stopping[0] if stopping else None
 
     def _backend_apply_gradients(self, grads, trainable_variables):
-        if not self._stopping:
+        if self._stopping_index is None:
             return super()._backend_apply_gradients(grads, trainable_variables)
-        kept = [keras.ops.copy(variable.value) for variable in self._stopping]
+        index = self._stopping_index
+        slots = [getattr(self, name)[index] for name in ("momentums", "_momentums", "_velocities") if getattr(self, name, None)]
+        stopping = [self._trainable_variables[index], *slots]
+        kept = [keras.ops.copy(variable.value) for variable in stopping]
         super()._backend_apply_gradients(grads, trainable_variables)
-        stopped = keras.ops.greater_equal(self.iterations, self.whiten_bias_steps or 0)
-        for variable, value in zip(self._stopping, kept):
+        stopped = keras.ops.greater_equal(self.iterations, self.whiten_bias_steps)
+        for variable, value in zip(stopping, kept):
             variable.assign(keras.ops.where(stopped, value, variable.value))
 
     def update_step(self, gradient, variable, learning_rate):

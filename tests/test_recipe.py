@@ -168,5 +168,6 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
             per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before)])
     assert per_step[:8] == [[True, True]] * 8  # 2 epochs of 4 steps: the bias learns
     assert per_step[8:] == [[False, True]] * 4  # then it stays (no step, no decay), while the rest trains on
+    assert "whiten/bias" not in [v.path for v in trainer.optimizer.variables]  # JAX would donate its buffer twice
     trainer.save(tmp_path / "trainer.keras")
     assert keras.models.load_model(tmp_path / "trainer.keras").optimizer.whiten_bias_steps == 8

@@ -47,18 +47,22 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Saves the model, the early-stopping state and the history so far after every healthy epoch."""
+    """Saves the model, the early-stopping state and the history so far after every healthy epoch.
 
-    def __init__(self, folder, fingerprint, early_stopping, history):
+    `output(folder)` gives the partial folder to write (data-parallel training: only process 0's is kept).
+    """
+
+    def __init__(self, folder, fingerprint, early_stopping, history, output=atomic_output):
         super().__init__()
         self.folder, self.fingerprint, self.early_stopping, self.history = folder, fingerprint, early_stopping, history
+        self.output = output
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
         self.history.append(logs)
         if not all(math.isfinite(value) for value in logs.values()):
             return
-        with atomic_output(self.folder) as partial:
+        with self.output(self.folder) as partial:
             partial.mkdir()
             self.model.save(partial / MODEL)
             np.savez(partial / BEST_WEIGHTS, *self.early_stopping.best_weights)
@@ -72,13 +76,24 @@ class Checkpoint(keras.callbacks.Callback):
             (partial / STATE).write_text(json.dumps(state))
 
 
-def load(folder, fingerprint):
-    """(model, state, best_weights) of a checkpoint made with this fingerprint, else None."""
+def _state(folder, fingerprint):
     try:
         state = json.loads((folder / STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    if state.get("fingerprint") != fingerprint:
+    return state if state.get("fingerprint") == fingerprint else None
+
+
+def epochs_done(folder, fingerprint):
+    """The epochs a checkpoint made with this fingerprint holds (0: none), read without loading it."""
+    state = _state(folder, fingerprint)
+    return state["epochs_done"] if state else 0
+
+
+def load(folder, fingerprint):
+    """(model, state, best_weights) of a checkpoint made with this fingerprint, else None."""
+    state = _state(folder, fingerprint)
+    if state is None:
         return None
     with np.load(folder / BEST_WEIGHTS) as saved:
         best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]

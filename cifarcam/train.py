@@ -2,14 +2,17 @@
 
 Training resumes from a checkpoint after a kill; only the network (not the augmenting
 training wrapper of cifarcam.recipe) is returned, so inference and Grad-CAM see a plain classifier.
+Under CIFARCAM_DISTRIBUTE=data_parallel (cifarcam.distributed) every process trains its shard of
+each batch, and only process 0 writes.
 """
 
+import contextlib
 import math
 import time
 
 from dvclive import Live
 
-from cifarcam import checkpoint, precision
+from cifarcam import checkpoint, distributed, precision
 from cifarcam.backend import keras
 from cifarcam.errors import PipelineError
 from cifarcam.recipe import callbacks, compile_trainer, one_hot
@@ -47,17 +50,22 @@ def log_epoch(live, logs):
     live.next_step()
 
 
-def train(data, params, live_dir, checkpoint_dir):
+def train(data, params, live_dir, checkpoint_dir, place=None):
     """Build (or resume), fit and return the model described by `params` (a train_* section).
 
-    `data` holds the split's uint8 images, as `load_prepared(path, scale=False)` gives them.
+    `data` holds the split's uint8 images, as `load_prepared(path, scale=False)` gives them;
+    `place` is this process's `distributed.Place` (default: the only process).
     """
+    place = place or distributed.Place()
     make_deterministic(params["seed"])
     # resolved first, so that a checkpoint made in another precision (on another machine) is not resumed
     params = params | {"precision": precision.resolve(params["precision"])}
     print(f"computing in {params['precision']}")
-    arrays = (data["x_train"], data["y_train"], data["x_val"], data["y_val"])
+    arrays = place.evened(*(data[key] for key in ("x_train", "y_train", "x_val", "y_val")))
+    x_train, y_train, x_val, y_val = arrays
     run_fingerprint = checkpoint.fingerprint(params, arrays)
+    # agreed before loading: loading makes variables, which all processes must make together
+    place.check_agreed(checkpoint.epochs_done(checkpoint_dir, run_fingerprint), checkpoint_dir)
     resumed = checkpoint.load(checkpoint_dir, run_fingerprint)
     if resumed:
         model, state, best_weights = resumed
@@ -65,26 +73,33 @@ def train(data, params, live_dir, checkpoint_dir):
         print(f"resuming from the checkpoint after epoch {state['epochs_done']} in {checkpoint_dir}")
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"], (state["early_stopping"], best_weights))
     else:
-        model, state, history = compile_trainer(params, data["x_train"]), None, []
+        model, state, history = compile_trainer(params, x_train), None, []
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"])
-    saver = checkpoint.Checkpoint(checkpoint_dir, run_fingerprint, early_stopping, history)
+    saver = checkpoint.Checkpoint(checkpoint_dir, run_fingerprint, early_stopping, history, output=place.output)
 
-    with Live(live_dir, dvcyaml=None, save_dvc_exp=False) as live:
-        for logs in history:
+    with Live(live_dir, dvcyaml=None, save_dvc_exp=False) if place.writes else contextlib.nullcontext() as live:
+        for logs in history if live else ():
             log_epoch(live, logs)
         started = time.perf_counter()
         if state and state["stop"]:
             model.set_weights(best_weights)
         else:
+            x_shard, y_shard, x_val_shard, y_val_shard = place.shard(x_train, y_train) + place.shard(x_val, y_val)
             model.fit(
-                data["x_train"],
-                one_hot(data["y_train"]),
-                validation_data=(data["x_val"], one_hot(data["y_val"])),
+                x_shard,
+                one_hot(y_shard),
+                validation_data=(x_val_shard, one_hot(y_val_shard)),
                 initial_epoch=state["epochs_done"] if state else 0,
                 epochs=params["epochs"],
-                batch_size=params["batch_size"],
-                callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks(params, model, len(data["x_train"])), early_stopping, saver, LiveLogger(live)],
-                verbose=2,
+                batch_size=params["batch_size"] // place.process_count,
+                callbacks=[
+                    keras.callbacks.TerminateOnNaN(),
+                    *callbacks(params, model, len(x_train)),
+                    early_stopping,
+                    saver,
+                    *([LiveLogger(live)] if live else []),
+                ],
+                verbose=2 if place.writes else 0,
             )
         losses = [logs["loss"] for logs in history]
         if not all(math.isfinite(loss) for loss in losses):
@@ -93,13 +108,14 @@ def train(data, params, live_dir, checkpoint_dir):
             )
         val_losses = [logs["val_loss"] for logs in history]
         best_epoch = val_losses.index(min(val_losses)) + 1
-        live.summary.update(
-            {
-                "epochs_run": len(losses),
-                "best_epoch": best_epoch,
-                "best_val_loss": min(val_losses),
-                "best_val_accuracy": history[best_epoch - 1]["val_accuracy"],
-            }
-        )
+        if live:
+            live.summary.update(
+                {
+                    "epochs_run": len(losses),
+                    "best_epoch": best_epoch,
+                    "best_val_loss": min(val_losses),
+                    "best_val_accuracy": history[best_epoch - 1]["val_accuracy"],
+                }
+            )
         print(f"trained {len(losses)} epochs in {time.perf_counter() - started:.0f} s; best epoch {best_epoch}")
     return model.layers[-1]

@@ -1,15 +1,16 @@
 """Stages train_gray and train_rgb: `python -m stages.train gray|rgb` trains on data/prepared/<variant>.npz.
 
 A run that is killed resumes from checkpoints/<variant> (a persistent DVC output) next time.
+With CIFARCAM_DISTRIBUTE=data_parallel (README, "Beyond one machine") every process of the
+training runs this command, and process 0 writes the outputs.
 """
 
 import sys
 from pathlib import Path
 
-from cifarcam import checkpoint
+from cifarcam import checkpoint, distributed
 from cifarcam.data import VARIANTS, load_prepared
 from cifarcam.errors import PipelineError, run_stage
-from cifarcam.files import atomic_output
 from cifarcam.params import load_section
 from cifarcam.train import train
 
@@ -19,12 +20,14 @@ def main():
     if variant not in VARIANTS:
         raise PipelineError("usage: python -m stages.train gray|rgb")
     params = load_section(f"train_{variant}")
+    place = distributed.start(params["batch_size"])
     data = load_prepared(Path("data/prepared") / f"{variant}.npz", scale=False)
     checkpoints = Path("checkpoints") / variant
-    model = train(data, params, live_dir=Path("reports/train") / variant, checkpoint_dir=checkpoints)
-    with atomic_output(Path("models") / f"{variant}.keras") as partial:
+    model = train(data, params, live_dir=Path("reports/train") / variant, checkpoint_dir=checkpoints, place=place)
+    with place.output(Path("models") / f"{variant}.keras") as partial:
         model.save(partial)
-    checkpoint.finish(checkpoints)
+    if place.writes:
+        checkpoint.finish(checkpoints)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
 """Data-parallel training over every device of every process, through Keras's distribution API.
 
-`CIFARCAM_DISTRIBUTE=data_parallel` (JAX backend only) lays the weights out replicated and splits
+`CIFARCAM_DISTRIBUTE=data_parallel` (JAX backend) lays the weights out replicated and splits
 each global batch (params.yaml's `batch_size`) over all devices: the same recipe, only spread out.
 Several processes (hosts) join through JAX's distributed runtime, configured by Keras's variables
 KERAS_DISTRIBUTION_JOB_ADDRESSES (the coordinator's host:port, first), KERAS_DISTRIBUTION_NUM_PROCESSES
 and KERAS_DISTRIBUTION_PROCESS_ID, or, inside a Slurm job of several tasks with none of them set,
 from Slurm's own variables (JAX reads them). Each process feeds its own shard of the images; only
 process 0 writes the model, DVCLive's records and the checkpoints.
+
+`CIFARCAM_DISTRIBUTE=mirrored` (TensorFlow backend) is tf.distribute.MirroredStrategy over the
+host's GPUs (or, with none, its logical CPU devices): several devices of one host only, since
+Keras 3 does not support tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585).
 """
 
 import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,7 @@ class Place:
     process_id: int = 0
     process_count: int = 1
     device_count: int = 1
+    scope: Callable = contextlib.nullcontext  # where the model's variables are made (a tf.distribute strategy's)
 
     @property
     def writes(self):
@@ -75,12 +81,14 @@ def start(batch_size):
     mode = os.environ.get(MODE_VARIABLE, "")
     if not mode:
         return Place()
-    if mode != "data_parallel":
-        raise PipelineError(f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel, or unset it")
+    if mode not in ("data_parallel", "mirrored"):
+        raise PipelineError(f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel (JAX) or mirrored (TensorFlow), or unset it")
+    if mode == "mirrored":
+        return _mirrored(batch_size)
     if keras.backend.backend() != "jax":
         raise PipelineError(
             f"{MODE_VARIABLE}=data_parallel needs KERAS_BACKEND=jax: Keras's distribution API does not support "
-            "TensorFlow yet, nor does Keras 3 support tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585)"
+            "TensorFlow yet (on TensorFlow, mirrored spreads over one host's devices)"
         )
     if _joins_several_processes():
         keras.distribution.initialize()
@@ -88,15 +96,33 @@ def start(batch_size):
 
     devices = keras.distribution.list_devices()
     place = Place(jax.process_index(), jax.process_count(), len(devices))
-    if batch_size % place.device_count:
-        raise PipelineError(
-            f"batch_size {batch_size} does not split over {place.device_count} devices: set train_*.batch_size in "
-            f"params.yaml to a multiple of {place.device_count}"
-        )
+    _check_split(batch_size, place.device_count)
     # auto_shard_dataset=False: each process passes its own shard (Place.shard) as NumPy arrays
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
     print(f"data parallel: process {place.process_id} of {place.process_count}, {place.device_count} devices in all")
     return place
+
+
+def _mirrored(batch_size):
+    if keras.backend.backend() != "tensorflow":
+        raise PipelineError(
+            f"{MODE_VARIABLE}=mirrored is TensorFlow's MirroredStrategy: set KERAS_BACKEND=tensorflow, or use data_parallel on JAX"
+        )
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    _check_split(batch_size, strategy.num_replicas_in_sync)
+    print(f"mirrored: {strategy.num_replicas_in_sync} devices of this host")
+    return Place(device_count=strategy.num_replicas_in_sync, scope=strategy.scope)
+
+
+def _check_split(batch_size, device_count):
+    if batch_size % device_count:
+        raise PipelineError(
+            f"batch_size {batch_size} does not split over {device_count} devices: set train_*.batch_size in "
+            f"params.yaml to a multiple of {device_count}"
+        )
 
 
 def _joins_several_processes():

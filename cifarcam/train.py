@@ -66,14 +66,16 @@ def train(data, params, live_dir, checkpoint_dir, place=None):
     run_fingerprint = checkpoint.fingerprint(params, arrays)
     # agreed before loading: loading makes variables, which all processes must make together
     place.check_agreed(checkpoint.epochs_done(checkpoint_dir, run_fingerprint), checkpoint_dir)
-    resumed = checkpoint.load(checkpoint_dir, run_fingerprint)
+    with place.scope():  # where the variables are made: a tf.distribute strategy's under mirrored
+        resumed = checkpoint.load(checkpoint_dir, run_fingerprint)
+        model = resumed[0] if resumed else compile_trainer(params, x_train)
     if resumed:
-        model, state, best_weights = resumed
+        _, state, best_weights = resumed
         history = state["history"]
         print(f"resuming from the checkpoint after epoch {state['epochs_done']} in {checkpoint_dir}")
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"], (state["early_stopping"], best_weights))
     else:
-        model, state, history = compile_trainer(params, x_train), None, []
+        state, history = None, []
         early_stopping = checkpoint.ResumableEarlyStopping(params["patience"])
     saver = checkpoint.Checkpoint(checkpoint_dir, run_fingerprint, early_stopping, history, output=place.output)
 

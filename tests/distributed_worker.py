@@ -7,6 +7,7 @@ FOLDER/live-<id>; the checkpoints go to CHECKPOINTS (default FOLDER/checkpoint, 
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from test_train import PARAMS, tiny_data  # noqa: E402
 
 from cifarcam import distributed  # noqa: E402
 from cifarcam.train import train  # noqa: E402
+
+if os.environ.get("TEST_LOGICAL_CPUS"):  # TensorFlow: split the CPU into devices, as XLA's host device count does for JAX
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(os.environ["TEST_LOGICAL_CPUS"]))
 
 folder, epochs = Path(sys.argv[1]), int(sys.argv[2])
 checkpoints = Path(sys.argv[3]) if len(sys.argv) > 3 else folder / "checkpoint"

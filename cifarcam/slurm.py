@@ -21,7 +21,7 @@ from cifarcam.grid import set_param_args
 SCRIPT = """#!/bin/bash
 # Written by `python -m cifarcam.sweep submit`: array task N runs grid point N of a sweep in its own clone.
 set -euo pipefail
-export PATH={bin}:$PATH
+export PATH={bin}:$PATH PYTHONUNBUFFERED=1  # the venv that submitted; logs line by line
 dvc() {{ {python} -m dvc "$@"; }}
 case $SLURM_ARRAY_TASK_ID in
 {cases}

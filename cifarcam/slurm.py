@@ -4,8 +4,8 @@ Each task clones the git remote afresh, runs its point with `dvc exp run --pull`
 two steps: `dvc push` (outputs to the DVC remote) and then `dvc exp push --no-cache` (the experiment's
 git ref, the one atomic step). Until that ref lands there is no experiment on the remote, so a task
 that fails, is cancelled or is killed at any moment leaves nothing half-made that a resubmission
-would mistake for done. A task's marker file is written after the push: it is how `wait` tells
-success from failure without Slurm accounting (sacct), which small clusters often lack.
+would mistake for done. The ref is also how `cifarcam.sweep wait` tells success from failure, so
+Slurm accounting (sacct), which small clusters often lack, is not needed.
 """
 
 import shlex
@@ -36,7 +36,6 @@ dvc exp run -n "$name" "${{params[@]}}" --pull
 dvc push -q
 dvc exp push --no-cache origin "$name"
 cd / && rm -rf "$clone"
-touch {jobs}/${{SLURM_ARRAY_JOB_ID}}_$SLURM_ARRAY_TASK_ID.done
 echo "sweep: $name pushed to {origin}"
 """
 
@@ -52,7 +51,6 @@ def job_script(origin, baseline, tasks, workdir):
         python=shlex.quote(sys.executable),
         cases=cases,
         clones=shlex.quote(str(workdir / "clones")),
-        jobs=shlex.quote(str(workdir / "jobs")),
         origin=shlex.quote(origin),
         baseline=baseline,
         short=baseline[:7],
@@ -61,10 +59,6 @@ def job_script(origin, baseline, tasks, workdir):
 
 def task_log(workdir, job_id, index):
     return workdir / "jobs" / f"{job_id}_{index}.log"
-
-
-def task_done(workdir, job_id, index):
-    return workdir / "jobs" / f"{job_id}_{index}.done"
 
 
 def _slurm(*command, stdin=None):

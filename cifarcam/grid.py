@@ -29,7 +29,8 @@ def _values(spec):
         (override,) = OverridesParser.create().parse_overrides([spec[len(path + colon) :]])
     except HydraException as error:
         reason = str(error).splitlines()[0]
-        raise PipelineError(f"-S {spec!r} does not parse ({reason}): write key=v1,v2 for a sweep, key=[v1,v2] for a list") from None
+        fix = "write key=v1,v2 for a sweep, key=[v1,v2] for a list"
+        raise PipelineError(f"-S {spec!r} does not parse ({reason}): {fix}") from None
     if override.is_sweep_override():
         if not override.is_discrete_sweep() or override.value_type == ValueType.GLOB_CHOICE_SWEEP:
             raise PipelineError(f"-S {spec!r}: only lists of values and range()/choice() sweeps make a grid")

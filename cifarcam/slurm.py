@@ -82,7 +82,8 @@ def submit(script, task_count, workdir, sbatch_args=()):
         stdin=script,
     )
     if result.returncode != 0:
-        raise PipelineError(f"sbatch refused the sweep: {(result.stderr.strip() or 'no reason given').splitlines()[-1]}")
+        reason = (result.stderr.strip() or "no reason given").splitlines()[-1]
+        raise PipelineError(f"sbatch refused the sweep: {reason}")
     job_id = result.stdout.strip().split(";")[0]
     (workdir / "jobs" / f"{job_id}.sh").write_text(script)
     return job_id

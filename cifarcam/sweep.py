@@ -115,7 +115,8 @@ def wait(record, workdir):
             failed += 1
             print(f"failed  {task['name']}  {values}  {log}: {error_line(log)}")
     if failed:
-        raise PipelineError(f"{failed} of {len(record['tasks'])} tasks of job {job_id} failed: submit again to rerun them")
+        count = len(record["tasks"])
+        raise PipelineError(f"{failed} of {count} tasks of job {job_id} failed: submit again to rerun them")
 
 
 def gather(record):
@@ -139,9 +140,9 @@ def main(argv=None):
             command.add_argument("-S", "--set-param", dest="specs", action="append", required=True, metavar="KEY=V1,V2")
             command.add_argument("--origin", default="origin", help="git remote (name or URL) the tasks clone from")
             command.add_argument("--rev", default="HEAD", help="the commit to sweep from (pushed)")
-            command.add_argument("--sbatch-arg", action="append", default=[], help="passed to sbatch, e.g. --time=1:00:00")
+            command.add_argument("--sbatch-arg", action="append", default=[], help="for sbatch, e.g. --time=1:00:00")
             command.add_argument("--wait", action="store_true", help="wait for the tasks and report each")
-            command.add_argument("--gather", action="store_true", help="wait, then `dvc exp pull` the grid's experiments")
+            command.add_argument("--gather", action="store_true", help="wait, then `dvc exp pull` the experiments")
         else:
             command.add_argument("job")
     args = parser.parse_args(argv)

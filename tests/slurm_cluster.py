@@ -20,7 +20,9 @@ def local_cluster():
         pytest.fail("slurmctld is missing: run .ci/run (it installs slurm-wlm and munge)")
     folder = tempfile.mkdtemp(prefix="slurm.")
     ports = {"SLURMCTLD_PORT": str(free_port()), "SLURMD_PORT": str(free_port())}
-    started = subprocess.run([SCRIPT, "up", folder], env=os.environ | ports, capture_output=True, text=True, timeout=120)
+    started = subprocess.run(
+        [SCRIPT, "up", folder], env=os.environ | ports, capture_output=True, text=True, timeout=120
+    )
     if started.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         pytest.fail(f"the Slurm cluster did not start:\n{started.stdout}{started.stderr}")

@@ -20,7 +20,7 @@ def test_lists_ranges_choices_and_file_prefixes_parse_as_dvc_parses_them():
     assert points(["train_rgb.widths=[8,16,16]", "train_rgb.epochs=range(1,4)"]) == [
         {"train_rgb.widths": "[8,16,16]", "train_rgb.epochs": str(epochs)} for epochs in (1, 2, 3)
     ]
-    assert points(["train_rgb.arch=choice(cnn,airbench)"]) == [{"train_rgb.arch": "cnn"}, {"train_rgb.arch": "airbench"}]
+    assert points(["train_rgb.arch=choice(cnn,airbench)"]) == [{"train_rgb.arch": arch} for arch in ("cnn", "airbench")]
     assert points(["params.yaml:train_rgb.epochs=1,2"]) == [
         {"params.yaml:train_rgb.epochs": "1"},
         {"params.yaml:train_rgb.epochs": "2"},
@@ -28,10 +28,10 @@ def test_lists_ranges_choices_and_file_prefixes_parse_as_dvc_parses_them():
 
 
 def test_names_are_stable_distinct_and_independent_of_the_order_of_the_specs():
-    grid = points(["train_rgb.learning_rate=0.001,0.01", "train_rgb.epochs=1,2"])
-    names = [experiment_name(point) for point in grid]
+    specs = ["train_rgb.learning_rate=0.001,0.01", "train_rgb.epochs=1,2"]
+    names = [experiment_name(point) for point in points(specs)]
     assert len(set(names)) == 4 and all(name.startswith("sweep-") and len(name) == 14 for name in names)
-    assert names == [experiment_name(point) for point in points(["train_rgb.learning_rate=0.001,0.01", "train_rgb.epochs=1,2"])]
+    assert names == [experiment_name(point) for point in points(list(specs))]
     swapped = points(["train_rgb.epochs=1,2", "train_rgb.learning_rate=0.001,0.01"])
     assert sorted(experiment_name(point) for point in swapped) == sorted(names)
 

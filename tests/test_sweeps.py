@@ -134,3 +134,15 @@ def test_a_cancelled_task_pushes_nothing_and_a_resubmission_runs_only_the_missin
     again = sweep(project, "submit", *grid, "--wait").stdout
     assert "2 already on" in again and "1 to run" in again and f"ok      {new}" in again, again
     assert new in on_origin(project)
+
+
+def test_a_commit_that_is_not_on_the_origin_is_refused_in_one_line(project):
+    project.git("commit", "-q", "--allow-empty", "-m", "not pushed")
+    try:
+        result = sweep(project, "submit", *GRID, check=False)
+        head = project.git("rev-parse", "--short=7", "HEAD").stdout.strip()
+        assert result.returncode == 1, result.stdout
+        refusal = f"error: commit {head} is not on {project.origin}: `git push` it first"
+        assert result.stderr.startswith(refusal) and result.stderr.count("\n") == 1, result.stderr
+    finally:
+        project.git("reset", "-q", "--hard", "HEAD~1")

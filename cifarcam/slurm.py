@@ -34,7 +34,7 @@ cd "$clone"
 git checkout -q {baseline}
 dvc exp run -n "$name" "${{params[@]}}" --pull
 dvc push -q
-dvc exp push --no-cache origin "$name"
+dvc exp push -q --no-cache origin "$name"
 cd / && rm -rf "$clone"
 echo "sweep: $name pushed to {origin}"
 """

@@ -140,7 +140,7 @@ def main(argv=None):
             command.add_argument("-S", "--set-param", dest="specs", action="append", required=True, metavar="KEY=V1,V2")
             command.add_argument("--origin", default="origin", help="git remote (name or URL) the tasks clone from")
             command.add_argument("--rev", default="HEAD", help="the commit to sweep from (pushed)")
-            command.add_argument("--sbatch-arg", action="append", default=[], help="for sbatch, e.g. --time=1:00:00")
+            command.add_argument("--sbatch-arg", action="append", default=[], help="e.g. --sbatch-arg=--time=1:00:00")
             command.add_argument("--wait", action="store_true", help="wait for the tasks and report each")
             command.add_argument("--gather", action="store_true", help="wait, then `dvc exp pull` the experiments")
         else:

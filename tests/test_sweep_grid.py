@@ -61,5 +61,5 @@ def test_the_job_script_runs_each_point_with_its_name_and_quoted_values(tmp_path
     assert f"  1) name={tasks[1][0]}; params=(-S 'train_rgb.widths=[8,16]' -S train_rgb.epochs=2) ;;" in script
     assert set_param_args(tasks[1][1]) == ["-S", "train_rgb.widths=[8,16]", "-S", "train_rgb.epochs=2"]
     # the experiment's git ref is pushed last, after its outputs, so that a killed task leaves no experiment behind
-    push_outputs, push_ref = script.index("dvc push -q"), script.index("dvc exp push --no-cache origin")
+    push_outputs, push_ref = script.index("dvc push -q"), script.index("dvc exp push -q --no-cache origin")
     assert script.index("dvc exp run -n") < push_outputs < push_ref < script.index('echo "sweep: $name pushed')

@@ -13,7 +13,7 @@ airbench96 on the JPEG copy), and our times as ratios to airbench's.
 pipeline's own stratified 80/20 split, to predict in seconds what the CPU pipeline will score.
 
 Times exclude compilation, as airbench's do: every recipe first runs a warm-up (airbench's own;
-ours trains one step of each batch shape, then restores the initial weights and optimizer).
+ours trains one step, then restores the initial weights and optimizer).
 """
 
 import argparse
@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from cifarcam import data, readers, recipe  # noqa: E402
+from cifarcam.batches import Batches  # noqa: E402
 from cifarcam.choices import TTA_MODES  # noqa: E402
 from cifarcam.params import load_section  # noqa: E402
 from cifarcam.tta import predict_probabilities  # noqa: E402
@@ -92,9 +93,8 @@ def timed_fit(params, x_train, y_train, x_test, y_test, ttas=("flip_translate",)
     trainer = recipe.compile_trainer(params, x_train)
     trainer.optimizer.build(trainer.trainable_variables)
     initial = [v.numpy() for v in trainer.variables + trainer.optimizer.variables]
-    batch, remainder = params["batch_size"], len(x_train) % params["batch_size"]
-    warmup = slice(0, batch + remainder)
-    trainer.fit(x_train[warmup], recipe.one_hot(y_train[warmup]), batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    batch, labels = params["batch_size"], recipe.one_hot(y_train)
+    trainer.fit(Batches(x_train[:batch], labels[:batch], batch, seed=0), epochs=1, verbose=0)
     for tta in ttas:
         predict_probabilities(trainer.layers[-1], x_test, tta)
     for variable, value in zip(trainer.variables + trainer.optimizer.variables, initial):
@@ -102,7 +102,7 @@ def timed_fit(params, x_train, y_train, x_test, y_test, ttas=("flip_translate",)
 
     started = time.perf_counter()
     callbacks = recipe.callbacks(params, trainer, len(x_train))
-    trainer.fit(x_train, recipe.one_hot(y_train), batch_size=batch, epochs=params["epochs"], callbacks=callbacks, verbose=0)
+    trainer.fit(Batches(x_train, labels, batch, params["seed"]), epochs=params["epochs"], shuffle=False, callbacks=callbacks, verbose=0)
     predicted = {ttas[0]: predict_probabilities(trainer.layers[-1], x_test, ttas[0]).argmax(axis=1)}
     seconds = time.perf_counter() - started
     predicted |= {tta: predict_probabilities(trainer.layers[-1], x_test, tta).argmax(axis=1) for tta in ttas[1:]}

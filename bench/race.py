@@ -4,13 +4,14 @@
     python -m bench.race                  # after dvc repro preprocess: reads data/prepared/rgb.npz
     python -m bench.race --epochs 3       # the first 3 epochs of each (full schedules): no time-to-accuracy ratio
     python -m bench.race --only airbench94 ours_airbench_net   # the throughput ratio alone
+    python -m bench.race --ours-epochs 10  # ours' recipe on a 10-epoch schedule, as airbench94 sizes its own
 
 Three trainers on the pipeline's split (40,000 training images), in one process: airbench94 itself
 (bench.airbench_cpu, its own 9.9 epochs), `ours` (params.yaml's train_rgb) and `ours_airbench_net`
 (train_rgb with airbench94's network and recipe, `ours_airbench94` of bench.gpu_recipes). They
 take turns, one epoch each, so that load from other processes on a shared machine falls on all
 of them alike. Only training is timed: each trainer first runs a warm-up that is not (ours: one
-step of each batch shape, which traces and compiles the step, then the initial weights and
+step, which traces and compiles it, then the initial weights and
 optimizer state are restored; airbench94: two steps of a throwaway copy). airbench94's first
 epoch includes its whitening and padding of the data, as airbench times itself. After each
 epoch, untimed, each is scored on the validation and the test split, without and with test-time
@@ -37,6 +38,7 @@ import time
 import numpy as np
 
 from cifarcam import precision, recipe, tta
+from cifarcam.batches import Batches
 from cifarcam.data import load_arrays, to_unit_range
 from cifarcam.params import load_section
 from cifarcam.train import make_deterministic
@@ -47,12 +49,15 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
 MATMUL_SIZE = 4096
 
 
-def recipes(dtype_policy):
-    """The Keras recipes in the race: train_rgb as configured, and train_rgb on airbench94's recipe."""
+def recipes(dtype_policy, seed=None, ours_epochs=None):
+    """The Keras recipes in the race: train_rgb as configured (its schedule `ours_epochs` long if given),
+    and train_rgb on airbench94's recipe."""
     from bench.gpu_recipes import GPU_RECIPES
 
     section = load_section("train_rgb") | {"precision": dtype_policy}
-    return {OURS: section, OURS_AIRBENCH_NET: section | GPU_RECIPES["ours_airbench94"] | {"precision": dtype_policy}}
+    section |= {"seed": seed} if seed is not None else {}
+    ours = section | ({"epochs": ours_epochs} if ours_epochs else {})
+    return {OURS: ours, OURS_AIRBENCH_NET: section | GPU_RECIPES["ours_airbench94"] | {"precision": dtype_policy}}
 
 
 def forward_flops(network):
@@ -106,19 +111,16 @@ class KerasTrainer:
         trainer.optimizer.build(trainer.trainable_variables)
         state = trainer.variables + trainer.optimizer.variables
         initial = [variable.numpy() for variable in state]
-        shapes = slice(0, batch + len(self.x_train) % batch)  # a full batch and the epoch's last, shorter one
-        trainer.fit(self.x_train[shapes], self.y_train[shapes], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        trainer.fit(Batches(self.x_train[:batch], self.y_train[:batch], batch, seed=0), epochs=1, verbose=0)
         for variable, value in zip(state, initial):
             variable.assign(value)
 
     def train_epoch(self):
         epoch = self.epochs_done
-        self.trainer.fit(
-            self.x_train, self.y_train, batch_size=self.params["batch_size"], epochs=epoch + 1, initial_epoch=epoch,
-            callbacks=self.callbacks, verbose=0,
-        )
+        batches = Batches(self.x_train, self.y_train, self.params["batch_size"], self.params["seed"], epoch)
+        self.trainer.fit(batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, callbacks=self.callbacks, verbose=0)
         self.epochs_done += 1
-        return len(self.x_train)
+        return len(batches) * batches.batch_size
 
     def accuracy(self, split):
         images, labels = self.splits[split]
@@ -230,6 +232,8 @@ def main():
     parser.add_argument("--only", nargs="+", choices=TRAINERS, default=list(TRAINERS))
     parser.add_argument("--float32", action="store_true", help="float32 for all, even where bfloat16 is native")
     parser.add_argument("--data", default="data/prepared/rgb.npz")
+    parser.add_argument("--seed", type=int, help="seed of every trainer (default: airbench94's 0, params.yaml's for ours)")
+    parser.add_argument("--ours-epochs", type=int, help="ours on a schedule this many epochs long (default: params.yaml's)")
     args = parser.parse_args()
     try:
         import torch
@@ -242,12 +246,12 @@ def main():
 
     dtype_policy = "float32" if args.float32 else precision.resolve("auto")
     data = load_arrays(args.data)
-    params = recipes(dtype_policy)
+    params = recipes(dtype_policy, args.seed, args.ours_epochs)
     machine = machine_line()
     print(f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {dtype_policy}", flush=True)
     trainers = {}
     for name in args.only:
-        trainers[name] = Airbench94(data, bfloat16="bfloat16" in dtype_policy) if name == AIRBENCH else KerasTrainer(params[name], data)
+        trainers[name] = Airbench94(data, bfloat16="bfloat16" in dtype_policy, seed=args.seed or 0) if name == AIRBENCH else KerasTrainer(params[name], data)
         trainers[name].warm_up()
     history, products = race(trainers, args.epochs, args.budget_minutes * 60, "bfloat16" in dtype_policy)
     flops = {name: training_flops(recipe.build_network(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])) for name in trainers}

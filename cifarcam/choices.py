@@ -6,6 +6,7 @@ implement each choice check against the same names.
 
 ARCHITECTURES = ("resnet", "airbench", "study_gray_cnn", "study_rgb_cnn")
 ACTIVATIONS = ("relu", "gelu")
+OPTIMIZERS = ("adamw", "sgd", "muon")
 FLIPS = ("none", "random", "alternate")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CAM_METHODS = ("gradcam", "gradcam++")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifarcam import precision
+from cifarcam import fused, precision
 from cifarcam.backend import keras, layers
 from cifarcam.choices import ARCHITECTURES
 from cifarcam.errors import PipelineError
@@ -16,6 +16,7 @@ from cifarcam.whitening import PatchWhitening
 
 NUM_CLASSES = 10
 # PyTorch's default for Conv2d and Linear, which airbench keeps: kaiming_uniform(a=sqrt(5)), i.e. U(±1/sqrt(fan_in))
+ACTIVATIONS = {"relu": "relu", "gelu": fused.gelu}
 TORCH_DEFAULT_INIT = {"class_name": "VarianceScaling", "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
 
 
@@ -57,7 +58,7 @@ def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1,
     unit = {"momentum": batchnorm_momentum, "activation": activation}
     x = _conv_bn(inputs, widths[0] // 2, "stem", unit)
     for stage, width in enumerate(widths, 1):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv")(x)
+        x = fused.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv")(x)
         x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
         x = _bn_activation(x, f"stage{stage}", unit)
         for block in range(1, depth + 1):
@@ -79,7 +80,7 @@ def airbench(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), batchn
     """
     inputs = keras.Input(input_shape, name="image")
     x = PatchWhitening(name="whiten", dtype="float32")(inputs)  # its large weights cancel: bfloat16 is too coarse
-    x = layers.Activation(activation, name="whiten_act")(x)
+    x = layers.Activation(ACTIVATIONS[activation], name="whiten_act")(x)
     unit = {"momentum": batchnorm_momentum, "activation": activation, "scale": False, "epsilon": 1e-12}
     for group, width in enumerate(widths, 1):
         x = _dirac_conv(x, width, f"group{group}_conv1")
@@ -93,7 +94,7 @@ def airbench(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), batchn
 
 
 def _dirac_conv(x, width, name):
-    conv = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=TORCH_DEFAULT_INIT, name=name)
+    conv = fused.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=TORCH_DEFAULT_INIT, name=name)
     y = conv(x)
     kernel = keras.ops.convert_to_numpy(conv.kernel)
     identity = min(x.shape[-1], width)
@@ -104,14 +105,14 @@ def _dirac_conv(x, width, name):
 
 
 def _conv_bn(x, width, name, unit):
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = fused.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     return _bn_activation(x, name, unit)
 
 
 def _bn_activation(x, name, unit):
     norm_options = {key: unit[key] for key in ("scale", "epsilon") if key in unit}
-    x = layers.BatchNormalization(momentum=unit["momentum"], name=f"{name}_bn", **norm_options)(x)
-    return layers.Activation(unit["activation"], name=f"{name}_act")(x)
+    x = fused.BatchNormalization(momentum=unit["momentum"], name=f"{name}_bn", **norm_options)(x)
+    return layers.Activation(ACTIVATIONS[unit["activation"]], name=f"{name}_act")(x)
 
 
 def _classifier_head(inputs, features, name, use_bias=True, kernel_initializer="glorot_uniform"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from cifarcam.choices import ACTIVATIONS, ARCHITECTURES, CAM_METHODS, FLIPS, PRECISIONS, TTA_MODES
+from cifarcam.choices import ACTIVATIONS, ARCHITECTURES, CAM_METHODS, FLIPS, OPTIMIZERS, PRECISIONS, TTA_MODES
 from cifarcam.errors import PipelineError
 from cifarcam.readers import CLASSES
 
@@ -61,9 +61,11 @@ _TRAIN = {
     "dropout": _fraction,
     "epochs": _integer(1),
     "batch_size": _integer(1),
-    "optimizer": _choice(("adamw", "sgd")),
+    "optimizer": _choice(OPTIMIZERS),
     "momentum": _fraction,
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
+    "muon_learning_rate": _number(lambda v: v > 0, "a number > 0"),
+    "muon_momentum": _fraction,
     "bias_lr_scale": _number(lambda v: v > 0, "a number > 0"),
     "whiten_bias_epochs": _optional(_integer(0)),
     "schedule": _choice(("onecycle", "cosine", "constant")),
@@ -134,8 +136,10 @@ def validate(params, path="params.yaml"):
             ok, allowed = rule(values[key])
             if not ok:
                 raise PipelineError(f"{path}: {section}.{key} must be {allowed}, got {values[key]!r}")
-        if values.get("weight_decay_mode") == "coupled" and values["optimizer"] != "sgd":
-            raise PipelineError(f"{path}: {section}.weight_decay_mode coupled takes optimizer sgd: set optimizer: sgd or weight_decay_mode: decoupled")
+        if values.get("weight_decay_mode") == "coupled" and values["optimizer"] == "adamw":
+            raise PipelineError(f"{path}: {section}.weight_decay_mode coupled takes optimizer sgd or muon: set optimizer: sgd or weight_decay_mode: decoupled")
+        if values.get("optimizer") == "muon" and values["weight_decay_mode"] != "coupled":
+            raise PipelineError(f"{path}: {section}.optimizer muon decays weights as SGD does, coupled: set weight_decay_mode: coupled")
     return params
 
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from cifarcam import models, precision
+from cifarcam import batches, models, precision
 from cifarcam.augment import Augment
 from cifarcam.backend import keras
 from cifarcam.data import to_unit_range
@@ -54,13 +54,14 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
 def learning_rate(params, steps_per_epoch):
     """A constant rate, a one-cycle (linear warm-up, then linear decay) or a warmed-up cosine.
 
-    The warm-up starts at `lr_start` times the peak, and the decay ends at `lr_end` times it.
+    The warm-up starts at `lr_start` times the peak, and the decay ends at `lr_end` times it; its
+    length in steps is truncated, as airbench's is.
     """
     peak, total = params["learning_rate"], params["epochs"] * steps_per_epoch
-    warmup = round(params["warmup"] * total)
+    warmup = int(params["warmup"] * total)
     start, end = peak * params["lr_start"], peak * params["lr_end"]
     if params["schedule"] == "onecycle":
-        return PiecewiseLinear([0, warmup, total], [start, peak, end])
+        return PiecewiseLinear([0, warmup, total], [start, peak, end]) if warmup else PiecewiseLinear([0, total], [peak, end])
     if params["schedule"] == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             start if warmup else peak, total - warmup, alpha=params["lr_end"], warmup_target=peak if warmup else None, warmup_steps=warmup
@@ -151,6 +152,58 @@ class CoupledSGD(_BiasRate, keras.optimizers.SGD):
         return super().get_config() | {"coupled_weight_decay": self.coupled_weight_decay}
 
 
+@keras.saving.register_keras_serializable(package="cifarcam")
+class Muon(CoupledSGD):
+    """airbench94_muon's optimizer (Jordan et al. 2024): Muon for the convolution kernels, CoupledSGD for the rest.
+
+    Each kernel steps along its orthogonalized Nesterov momentum (`muon_momentum`): the update
+    matrix (kernel positions x input channels, by output channels) with its singular values pushed
+    towards 1 by three Newton-Schulz iterations, so that every direction of the update moves
+    alike, at `muon_scale` times the scheduled rate. The kernel is first renormalized to a norm of
+    sqrt(output channels) and is not decayed. The other weights take CoupledSGD's steps; the
+    whitening bias joins BN's shifts at `bias_lr_scale` times the rate, as in airbench94_muon.
+    """
+
+    NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)  # airbench's quintic: the steepest slope at zero that still converges
+
+    def __init__(self, muon_scale=1.0, muon_momentum=0.6, **options):
+        super().__init__(**options)
+        self.muon_scale, self.muon_momentum = muon_scale, muon_momentum
+
+    def build(self, variables):
+        super().build(variables)
+        self._orthogonalized = {self._get_variable_index(v) for v in variables if len(v.shape) == 4}
+        self._scaled |= {self._get_variable_index(v) for v in variables if v.path == "whiten/bias"}
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        if index not in self._orthogonalized:
+            return super().update_step(gradient, variable, learning_rate)
+        momentum, buffer = keras.ops.cast(self.muon_momentum, variable.dtype), self.momentums[index]
+        gradient = keras.ops.cast(gradient, variable.dtype)
+        self.assign(buffer, momentum * buffer + gradient)
+        update = orthogonalized(gradient + momentum * buffer)
+        outputs = variable.shape[-1]
+        self.assign(variable, variable * (math.sqrt(outputs) / keras.ops.norm(keras.ops.reshape(variable, (-1,)))))
+        self.assign_sub(variable, keras.ops.cast(learning_rate, variable.dtype) * self.muon_scale * update)
+
+    def get_config(self):
+        return super().get_config() | {"muon_scale": self.muon_scale, "muon_momentum": self.muon_momentum}
+
+
+def orthogonalized(update, steps=3, epsilon=1e-7):
+    """`update` with the singular values of its (positions x inputs, outputs) matrix near 1 (Newton-Schulz)."""
+    a, b, c = Muon.NEWTON_SCHULZ
+    matrix = keras.ops.reshape(update, (-1, update.shape[-1]))
+    wide = matrix.shape[0] <= matrix.shape[1]
+    x = matrix if wide else keras.ops.transpose(matrix)
+    x = x / (keras.ops.norm(x) + epsilon)  # the largest singular value ≤ 1
+    for _ in range(steps):
+        gram = keras.ops.matmul(x, keras.ops.transpose(x))
+        x = a * x + keras.ops.matmul(b * gram + c * keras.ops.matmul(gram, gram), x)
+    return keras.ops.reshape(x if wide else keras.ops.transpose(x), update.shape)
+
+
 def optimizer(params, steps_per_epoch):
     """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled
     unless `weight_decay_mode` is coupled (SGD only: then it is torch.optim.SGD's, see CoupledSGD).
@@ -163,6 +216,9 @@ def optimizer(params, steps_per_epoch):
     extras = {"bias_lr_scale": params["bias_lr_scale"]} if params["bias_lr_scale"] != 1 else {}
     if params["whiten_bias_epochs"] is not None:
         extras["whiten_bias_steps"] = params["whiten_bias_epochs"] * steps_per_epoch
+    if params["optimizer"] == "muon":
+        muon = {"muon_scale": params["muon_learning_rate"] / params["learning_rate"], "muon_momentum": params["muon_momentum"]}
+        return Muon(coupled_weight_decay=params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **muon, **extras)
     if params["weight_decay_mode"] == "coupled":
         if params["optimizer"] != "sgd":
             raise ValueError(f"weight_decay_mode coupled takes optimizer sgd, not {params['optimizer']}")
@@ -188,7 +244,7 @@ def compile_trainer(params, train_images):
     """
     if train_images.dtype != np.uint8:
         raise ValueError(f"the trainer takes uint8 images, not {train_images.dtype}: load them with load_prepared(path, scale=False)")
-    steps_per_epoch = math.ceil(len(train_images) / params["batch_size"])
+    steps = batches.steps_per_epoch(len(train_images), params["batch_size"])
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision.resolve(params["precision"]))
     try:
@@ -196,13 +252,13 @@ def compile_trainer(params, train_images):
         if params["arch"] == "airbench":
             stride = math.ceil(len(train_images) / WHITENING_IMAGES)  # spread over the classes, which the split keeps in order
             network.get_layer("whiten").adapt(to_unit_range(train_images[::stride]))
-        augment = Augment(params["flip"], params["translate"], params["cutout"], steps_per_epoch, params["seed"])
+        augment = Augment(params["flip"], params["translate"], params["cutout"], steps, params["seed"])
         scale = UnitRange(name="unit_range", dtype="float32")
         trainer = keras.Sequential([keras.Input(train_images.shape[1:], dtype="uint8"), scale, augment, network], name="trainer")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     trainer.compile(
-        optimizer=optimizer(params, steps_per_epoch),
+        optimizer=optimizer(params, steps),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"]),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -213,8 +269,8 @@ def callbacks(params, trainer, train_count):
     """What the recipe adds to `fit` besides the optimizer: the lookahead, when it is on."""
     if not params["lookahead"]:
         return []
-    steps_per_epoch = math.ceil(train_count / params["batch_size"])
-    return [Lookahead(trainer.layers[-1], params["lookahead"], steps_per_epoch, params["epochs"])]
+    steps = batches.steps_per_epoch(train_count, params["batch_size"])
+    return [Lookahead(trainer.layers[-1], params["lookahead"], steps, params["epochs"])]
 
 
 def one_hot(labels):

@@ -14,6 +14,7 @@ from dvclive import Live
 
 from cifarcam import checkpoint, distributed, precision
 from cifarcam.backend import keras
+from cifarcam.batches import Batches
 from cifarcam.errors import PipelineError
 from cifarcam.recipe import callbacks, compile_trainer, one_hot
 
@@ -87,13 +88,13 @@ def train(data, params, live_dir, checkpoint_dir, place=None):
             model.set_weights(best_weights)
         else:
             x_shard, y_shard, x_val_shard, y_val_shard = place.shard(x_train, y_train) + place.shard(x_val, y_val)
+            batch_size, initial_epoch = params["batch_size"] // place.process_count, state["epochs_done"] if state else 0
             model.fit(
-                x_shard,
-                one_hot(y_shard),
-                validation_data=(x_val_shard, one_hot(y_val_shard)),
-                initial_epoch=state["epochs_done"] if state else 0,
+                Batches(x_shard, one_hot(y_shard), batch_size, params["seed"], epoch=initial_epoch),
+                validation_data=Batches(x_val_shard, one_hot(y_val_shard), batch_size),
+                shuffle=False,
+                initial_epoch=initial_epoch,
                 epochs=params["epochs"],
-                batch_size=params["batch_size"] // place.process_count,
                 callbacks=[
                     keras.callbacks.TerminateOnNaN(),
                     *callbacks(params, model, len(x_train)),

@@ -90,7 +90,8 @@ def test_the_package_and_the_parameter_checks_load_no_backend():
         ("train_gray.bias_lr_scale", 0, "number > 0"),
         ("train_rgb.whiten_bias_epochs", -1, "null or an integer ≥ 0"),
         ("train_gray.weight_decay_mode", "l2", "decoupled, coupled"),
-        ("train_rgb.weight_decay_mode", "coupled", "takes optimizer sgd"),  # the shipped optimizer is adamw
+        ("train_rgb.muon_learning_rate", 0, "number > 0"),
+        ("train_gray.muon_momentum", 1, "[0, 1)"),
         ("train_rgb.schedule", "step", "onecycle, cosine, constant"),
         ("train_rgb.label_smoothing", 1, "[0, 1)"),
         ("train_rgb.flip", True, "none, random, alternate"),
@@ -110,6 +111,17 @@ def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed)
         params.validate(with_value(dotted, value))
     message = str(error.value)
     assert dotted in message and allowed in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "optimizer, mode, message",
+    [("adamw", "coupled", "weight_decay_mode coupled takes optimizer sgd or muon"), ("muon", "decoupled", "optimizer muon decays weights as SGD does")],
+)
+def test_an_optimizer_and_a_weight_decay_mode_that_do_not_go_together_are_refused(optimizer, mode, message):
+    edited = with_value("train_gray.optimizer", optimizer)
+    edited["train_gray"]["weight_decay_mode"] = mode
+    with pytest.raises(PipelineError, match=f"train_gray.{message}"):
+        params.validate(edited)
 
 
 def test_an_unknown_key_is_refused_with_the_known_ones():

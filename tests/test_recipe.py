@@ -8,7 +8,7 @@ from cifarcam import recipe
 from cifarcam.augment import Augment
 from cifarcam.data import to_unit_range
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"] | {"batch_size": 8}  # the tests train on a few images
 
 
 def rates(schedule, steps):
@@ -34,7 +34,7 @@ def test_cosine_warms_up_then_follows_a_half_cosine_to_its_end_rate():
 
 @pytest.mark.parametrize("name, kind", [("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)])
 def test_the_optimizer_is_the_one_named_with_decoupled_weight_decay_and_the_momentum(name, kind):
-    optimizer = recipe.optimizer(DEFAULTS | {"optimizer": name, "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
+    optimizer = recipe.optimizer(DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
     assert isinstance(optimizer, kind) and optimizer.weight_decay == 0.05
     assert (optimizer.momentum if name == "sgd" else optimizer.beta_1) == 0.85
 
@@ -56,14 +56,14 @@ def one_step_changes(params, gradient=1.0):
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
 def test_bias_lr_scale_speeds_up_only_the_batch_norm_shifts(name):
-    params = DEFAULTS | {"optimizer": name, "schedule": "constant", "learning_rate": 0.01, "weight_decay": 0.0}
+    params = DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "schedule": "constant", "learning_rate": 0.01, "weight_decay": 0.0}
     plain, scaled = one_step_changes(params | {"bias_lr_scale": 1}), one_step_changes(params | {"bias_lr_scale": 64})
     assert scaled[0] == pytest.approx(64 * plain[0], rel=1e-4)
     assert scaled[1:] == pytest.approx(plain[1:], rel=1e-6) and plain[1] > 0
 
 
 def test_bias_lr_scale_survives_a_save_and_load(tmp_path):
-    params = DEFAULTS | {"arch": "resnet", "optimizer": "sgd", "momentum": 0.85, "bias_lr_scale": 64, "widths": [8, 8, 8]}
+    params = DEFAULTS | {"arch": "resnet", "optimizer": "sgd", "weight_decay_mode": "decoupled", "momentum": 0.85, "bias_lr_scale": 64, "widths": [8, 8, 8]}
     trainer = recipe.compile_trainer(params, np.zeros((8, 32, 32, 3), np.uint8))
     trainer.optimizer.build(trainer.trainable_variables)  # as after a step: its state is saved too
     trainer.save(tmp_path / "trainer.keras")
@@ -171,3 +171,71 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
     assert "whiten/bias" not in [v.path for v in trainer.optimizer.variables]  # JAX would donate its buffer twice
     trainer.save(tmp_path / "trainer.keras")
     assert keras.models.load_model(tmp_path / "trainer.keras").optimizer.whiten_bias_steps == 8
+
+
+AIRBENCH_QUINTIC = (3.4445, -4.7750, 2.0315)
+
+
+def zeropower(matrix, steps=3):
+    """airbench94_muon's zeropower_via_newtonschulz5, in NumPy (float64), on PyTorch's (outputs, the rest) layout."""
+    a, b, c = AIRBENCH_QUINTIC
+    x = matrix / (np.linalg.norm(matrix) + 1e-7)
+    tall = x.shape[0] > x.shape[1]
+    x = x.T if tall else x
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+def test_orthogonalizing_brings_an_updates_singular_values_together():
+    update = np.random.default_rng(0).normal(size=(3, 3, 16, 32)) * np.geomspace(0.1, 10, 32)  # columns 100x apart
+    ours = keras.ops.convert_to_numpy(recipe.orthogonalized(keras.ops.convert_to_tensor(update, "float32")))
+    torch_layout = update.transpose(3, 2, 0, 1).reshape(32, -1)  # PyTorch's (out, in, kh, kw), flattened
+    expected = zeropower(torch_layout).reshape(32, 16, 3, 3).transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    before, after = (np.linalg.svd(m.reshape(-1, 32), compute_uv=False) for m in (update, ours))
+    assert before.max() / before.min() > 100 and after.max() / after.min() < 10  # three steps: near 1, not at it
+
+
+def test_muon_steps_kernels_as_airbench94_muon_and_the_rest_as_coupled_sgd():
+    params = DEFAULTS | {"optimizer": "muon", "weight_decay_mode": "coupled", "learning_rate": 1.5, "momentum": 0.85,
+                         "muon_learning_rate": 0.24, "muon_momentum": 0.6, "weight_decay": 0.002, "schedule": "constant"}
+    optimizer = recipe.optimizer(params, steps_per_epoch=10)
+    conv, dense = keras.layers.Conv2D(8, 3, use_bias=False), keras.layers.Dense(3, use_bias=False)
+    conv.build((None, 6, 6, 4))
+    dense.build((None, 5))
+    rng = np.random.default_rng(1)
+    kernel, weights = rng.normal(size=(8, 4, 3, 3)), rng.normal(size=(5, 3))  # PyTorch's layout for the kernel
+    conv.kernel.assign(kernel.transpose(2, 3, 1, 0))
+    dense.kernel.assign(weights)
+    kernel_buffer, dense_buffer = np.zeros_like(kernel), np.zeros_like(weights)
+    for _ in range(3):
+        kernel_gradient, dense_gradient = rng.normal(size=kernel.shape), rng.normal(size=weights.shape)
+        optimizer.apply_gradients([
+            (keras.ops.convert_to_tensor(kernel_gradient.transpose(2, 3, 1, 0), "float32"), conv.kernel),
+            (keras.ops.convert_to_tensor(dense_gradient, "float32"), dense.kernel),
+        ])
+        kernel_buffer = 0.6 * kernel_buffer + kernel_gradient  # airbench94_muon's Muon.step
+        update = zeropower((kernel_gradient + 0.6 * kernel_buffer).reshape(8, -1)).reshape(kernel.shape)
+        kernel = kernel * np.sqrt(8) / np.linalg.norm(kernel) - 0.24 * update
+        dense_gradient = dense_gradient + 0.002 * weights  # torch.optim.SGD, Nesterov
+        dense_buffer = 0.85 * dense_buffer + dense_gradient
+        weights = weights - 1.5 * (dense_gradient + 0.85 * dense_buffer)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(conv.kernel), kernel.transpose(2, 3, 1, 0), atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense.kernel), weights, rtol=1e-5, atol=1e-5)
+
+
+def test_under_muon_the_whitening_bias_learns_at_the_rate_of_bns_shifts():
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "batch_size": 8, "optimizer": "muon",
+                         "weight_decay_mode": "coupled", "weight_decay": 0.0, "schedule": "constant", "bias_lr_scale": 64}
+    trainer = recipe.compile_trainer(params, images)
+    network = trainer.layers[-1]
+    biases = network.get_layer("whiten").bias, network.get_layer("group1_1_bn").beta, network.get_layer("logits").kernel
+    before = [keras.ops.convert_to_numpy(bias).copy() for bias in biases]
+    trainer.optimizer.apply_gradients([(keras.ops.ones(bias.shape), bias) for bias in biases])
+    steps = [(keras.ops.convert_to_numpy(bias) - old).ravel()[0] for bias, old in zip(biases, before)]
+    nesterov_step = -params["learning_rate"] * (1 + params["momentum"])  # a first step from a zero momentum
+    assert steps[0] == steps[1] == pytest.approx(64 * nesterov_step, rel=1e-6)
+    assert steps[2] == pytest.approx(nesterov_step, rel=1e-6)  # the classifier's kernel, at the unscaled rate

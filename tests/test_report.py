@@ -105,7 +105,7 @@ def test_the_report_stage_writes_the_write_up_whose_figure_links_resolve(stage_r
     folder, _, result = stage_run
     assert result.returncode == 0, result.stderr
     text = (folder / "reports/README.md").read_text()
-    assert "| gray ResNet | 88.38%" in text  # the labels come from params.yaml's train_*.arch
+    assert f"| {labels.labels_from_params(folder / 'params.yaml')['gray']} | 88.38%" in text  # labelled by train_*.arch
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 13 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
     assert all((folder / "reports" / link).is_file() for link in links)

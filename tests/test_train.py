@@ -12,8 +12,15 @@ from pipeline_project import ROOT
 from cifarcam.errors import PipelineError
 from cifarcam.train import train
 
-SMALL_RESNET = {"widths": [8, 16, 16], "epochs": 2, "batch_size": 16, "precision": "float32", "patience": 3, "seed": 7}
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"] | SMALL_RESNET
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"]
+# A small ResNet on a plain AdamW recipe: what these tests check does not depend on the default's recipe.
+SMALL_RESNET = {
+    "arch": "resnet", "widths": [8, 16, 16], "batchnorm_momentum": 0.9, "activation": "relu", "optimizer": "adamw",
+    "momentum": 0.9, "learning_rate": 0.005, "bias_lr_scale": 1, "whiten_bias_epochs": None, "warmup": 0.25,
+    "lr_start": 0.1, "weight_decay": 0.2, "weight_decay_mode": "decoupled", "label_smoothing": 0.1, "flip": "random",
+    "epochs": 2, "batch_size": 16, "precision": "float32", "patience": 3, "seed": 7,
+}
+PARAMS = DEFAULT | SMALL_RESNET
 
 
 def tiny_data(seed=0, per_class=6):
@@ -56,13 +63,13 @@ FULL_WIDTH_EPOCH = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     sys.path.insert(0, "tests")
-    from test_train import PARAMS
+    from test_train import DEFAULT
     from cifarcam.train import train
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 154)
     images = np.clip(labels[:, None, None, None] * 20 + rng.integers(0, 80, (1540, 32, 32, 3)), 0, 255).astype(np.uint8)
     data = {"x_train": images[:1280], "y_train": labels[:1280], "x_val": images[1280:], "y_val": labels[1280:]}
-    params = PARAMS | {"widths": [64, 256, 256], "epochs": 1, "batch_size": 256}
+    params = DEFAULT | {"epochs": 1, "batch_size": 256}
     folder = Path(sys.argv[1])
     np.savez(folder / "weights.npz", *train(data, params, folder / "live", folder / "checkpoint").get_weights())
     """

@@ -10,7 +10,9 @@ flip, shift), the forward pass with the loss, the forward and backward pass, and
 `train_on_batch` (adds the optimizer, the metrics and Keras's per-step Python). Then every
 convolution of the network alone, at its input's shape and in the recipe's precision: forward,
 gradient of the input and gradient of the kernel, in TensorFlow and in PyTorch (channels-last,
-as airbench runs). Each figure is the fastest of `--repeats` runs after one untimed run, which
+as airbench runs); for the 3x3 convolutions over small maps, also a whole forward and backward
+pass through Keras's Conv2D against cifarcam.fused's, whose kernel gradient is nine matrix
+products. Each figure is the fastest of `--repeats` runs after one untimed run, which
 keeps the least disturbed one on a shared machine.
 """
 
@@ -22,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.race import recipes
-from cifarcam import precision, recipe
+from cifarcam import fused, precision, recipe
 
 
 def fastest(function, repeats):
@@ -87,6 +89,25 @@ def tensorflow_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
     return [fastest(lambda f=f: f().numpy(), repeats) for f in (forward, input_gradient, kernel_gradient)]
 
 
+def layer_gradients(layer_class, batch, shape, kernel_shape, dtype, repeats):
+    """Seconds of a Conv2D layer of `layer_class`: a forward pass with the kernel's gradient, and with both gradients."""
+    layer = layer_class(kernel_shape[-1], kernel_shape[:2], padding="same", use_bias=False, dtype=dtype.name)
+    x = tf.random.normal((batch, *shape), dtype=dtype)
+    layer.build(x.shape)
+
+    def gradients(*wanted):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return tape.gradient(y, list(wanted), output_gradients=tf.ones_like(y))
+
+        return fastest(lambda: [g.numpy() for g in step()], repeats)
+
+    return gradients(layer.kernel), gradients(x, layer.kernel)
+
+
 def torch_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
     import torch
 
@@ -138,7 +159,11 @@ def main():
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
         print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} |", flush=True)
     print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals))} |")
-
+    print("\n| 3x3 convolution over a small map | input | forward + kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|")
+    for name, shape, kernel_shape, padding in convolutions(network):
+        if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:
+            (keras_kernel, keras_all), (fused_kernel, fused_all) = (layer_gradients(c, batch, shape, kernel_shape, tf_dtype, args.repeats) for c in (keras.layers.Conv2D, fused.Conv2D))
+            print(f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -64,17 +64,20 @@ _TENSORFLOW_GELU = []
 
 
 def _tensorflow_gelu():
-    """tf.custom_gradient GELU whose forward and backward passes are each one XLA kernel (built once)."""
+    """tf.custom_gradient GELU whose forward and backward passes are each one XLA kernel (built once).
+
+    reduce_retracing: inference and Grad-CAM call it eagerly on many shapes, which would retrace it each time.
+    """
     if _TENSORFLOW_GELU:
         return _TENSORFLOW_GELU[0]
     import tensorflow as tf
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, reduce_retracing=True)
     def forward(x):
         wide = tf.cast(x, tf.float32)
         return tf.cast(wide * (0.5 + 0.5 * tf.math.erf(wide * math.sqrt(0.5))), x.dtype)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, reduce_retracing=True)
     def backward(x, upstream):
         wide = tf.cast(x, tf.float32)
         cdf = 0.5 + 0.5 * tf.math.erf(wide * math.sqrt(0.5))

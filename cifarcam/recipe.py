@@ -205,8 +205,8 @@ def orthogonalized(update, steps=3, epsilon=1e-7):
 
 
 def optimizer(params, steps_per_epoch):
-    """AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay is decoupled
-    unless `weight_decay_mode` is coupled (SGD only: then it is torch.optim.SGD's, see CoupledSGD).
+    """Muon (see Muon), AdamW (Adam when weight_decay is 0) or SGD with Nesterov momentum; weight decay
+    is decoupled unless `weight_decay_mode` is coupled (SGD and Muon: torch.optim.SGD's, see CoupledSGD).
 
     Keras's own classes unless BN's shifts get a rate of their own or the whitening bias stops: the
     subclasses compile to another graph, which rounds differently, so a recipe without either

@@ -90,7 +90,7 @@ def tensorflow_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
 
 
 def layer_gradients(layer_class, batch, shape, kernel_shape, dtype, repeats):
-    """Seconds of a Conv2D layer of `layer_class`: a forward pass with the kernel's gradient, and with both gradients."""
+    """Seconds of a Conv2D layer of `layer_class`: its kernel's gradient, and a forward pass with both gradients."""
     layer = layer_class(kernel_shape[-1], kernel_shape[:2], padding="same", use_bias=False, dtype=dtype.name)
     x = tf.random.normal((batch, *shape), dtype=dtype)
     layer.build(x.shape)
@@ -159,7 +159,7 @@ def main():
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
         print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} |", flush=True)
     print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals))} |")
-    print("\n| 3x3 convolution over a small map | input | forward + kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|")
+    print("\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|")
     for name, shape, kernel_shape, padding in convolutions(network):
         if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:
             (keras_kernel, keras_all), (fused_kernel, fused_all) = (layer_gradients(c, batch, shape, kernel_shape, tf_dtype, args.repeats) for c in (keras.layers.Conv2D, fused.Conv2D))

@@ -96,7 +96,7 @@ def _tensorflow_gelu():
 class Conv2D(keras.layers.Conv2D):
     """Keras's Conv2D; on TensorFlow, a 3x3 'same' convolution over a map of side ≤ SMALL_MAP takes its
     kernel's gradient as nine matrix products, one per kernel position, of the shifted inputs with
-    the output's gradient: 4.5x faster than oneDNN's kernel on 3x3 maps, 1.5x on 7x7 (bench.step_profile).
+    the output's gradient: 3.6x faster than oneDNN's kernel on 3x3 maps, 1.6x on 7x7 (bench.step_profile).
     """
 
     def convolution_op(self, inputs, kernel):

@@ -55,7 +55,7 @@ def test_the_same_seed_gives_the_same_weights(tmp_path):
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
 
 
-# One epoch of the default ResNet at full width on 1,280 images, saved as weights: the smallest run in
+# One epoch of the default recipe at full width on 1,280 images, saved as weights: the smallest run in
 # which TensorFlow's side-by-side ops (inter-op threads) made two processes differ on a 2-core Zen 3.
 FULL_WIDTH_EPOCH = textwrap.dedent(
     """

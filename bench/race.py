@@ -5,6 +5,8 @@
     python -m bench.race --epochs 3       # the first 3 epochs of each (full schedules): no time-to-accuracy ratio
     python -m bench.race --only airbench94 ours_airbench_net   # the throughput ratio alone
     python -m bench.race --ours-epochs 10  # ours' recipe on a 10-epoch schedule, as airbench94 sizes its own
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 \
+        python -m bench.race --float32    # an AVX-512 CPU limited to AVX2: a stand-in for a CPU without bfloat16
 
 Three trainers on the pipeline's split (40,000 training images), in one process: airbench94 itself
 (bench.airbench_cpu, its own 9.9 epochs), `ours` (params.yaml's train_rgb) and `ours_airbench_net`
@@ -33,6 +35,7 @@ native bfloat16 (cifarcam.precision), float32 for all elsewhere or with --float3
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -46,6 +49,9 @@ from cifarcam.train import make_deterministic
 AIRBENCH, OURS, OURS_AIRBENCH_NET = "airbench94", "ours", "ours_airbench_net"
 TRAINERS = (AIRBENCH, OURS, OURS_AIRBENCH_NET)
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # what the kernels can use
+# Caps that make an AVX-512 CPU run as an AVX2 one: oneDNN (TensorFlow's and PyTorch's), PyTorch's own kernels,
+# MKL (PyTorch's matrix products), XLA
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS")
 MATMUL_SIZE = 4096
 
 
@@ -221,8 +227,11 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
 
 
 def machine_line():
+    """The CPU and its flags, and any cap on the instructions the libraries may use (ISA_CAPS)."""
     flags = precision.cpu_flags()
-    return f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ]
+    line = f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
+    return line + (f"; instructions capped: {' '.join(caps)}" if caps else "")
 
 
 def main():

@@ -13,7 +13,9 @@ gradient of the input and gradient of the kernel, in TensorFlow and in PyTorch (
 as airbench runs); for the 3x3 convolutions over small maps, also a whole forward and backward
 pass through Keras's Conv2D against cifarcam.fused's, whose kernel gradient is nine matrix
 products. Each figure is the fastest of `--repeats` runs after one untimed run, which
-keeps the least disturbed one on a shared machine.
+keeps the least disturbed one on a shared machine. Last (with PyTorch), the step's FLOP/s against
+a large matrix product's (bench.race's ratio 3) and its ceiling: the ratio a step would reach if
+every convolution ran at the fastest kernel measured for it and nothing else took any time.
 """
 
 import argparse
@@ -23,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.race import recipes
+from bench.race import matmul_flops, recipes, training_flops
 from cifarcam import fused, precision, recipe
 
 
@@ -151,11 +153,12 @@ def main():
     bfloat16 = "bfloat16" in dtype_policy
     tf_dtype = tf.bfloat16 if bfloat16 else tf.float32
     print("\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch |\n|---|---|---|---|---|---|")
-    totals = np.zeros((2, 3))
+    totals, fastest_kernels = np.zeros((2, 3)), {}
     for name, shape, kernel_shape, padding in convolutions(network):
         ours = tensorflow_convolution(batch, shape, kernel_shape, padding, tf_dtype, args.repeats)
         theirs = torch_convolution(batch, shape, kernel_shape, padding, torch.bfloat16 if bfloat16 else torch.float32, args.repeats) if torch else [np.nan] * 3
         totals += [ours, theirs]
+        fastest_kernels[name] = np.fmin(ours, theirs)
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
         print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} |", flush=True)
     print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals))} |")
@@ -163,7 +166,28 @@ def main():
     for name, shape, kernel_shape, padding in convolutions(network):
         if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:
             (keras_kernel, keras_all), (fused_kernel, fused_all) = (layer_gradients(c, batch, shape, kernel_shape, tf_dtype, args.repeats) for c in (keras.layers.Conv2D, fused.Conv2D))
+            fastest_kernels[name][2] = min(fastest_kernels[name][2], fused_kernel)
             print(f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |", flush=True)
+    if torch:
+        print_ceiling(fastest_kernels, batch * training_flops(network), seconds["train_on_batch (all)"], bfloat16)
+
+
+def print_ceiling(fastest_kernels, step_flops, step_seconds, bfloat16):
+    """The FLOP/s ratio (bench.race's ratio 3) of the whole step, and the most any step could reach with these kernels.
+
+    The ceiling assumes each convolution's forward pass and gradients take the fastest time measured
+    above (TensorFlow, PyTorch or cifarcam.fused) and that nothing else in the step takes any time.
+    """
+    products = matmul_flops(bfloat16)
+    best_name, best = max(products.items(), key=lambda item: item[1])
+    ceiling_seconds = sum(sum(times) for times in fastest_kernels.values())
+    print(
+        f"\nmatrix product: {', '.join(f'{name} {value / 1e9:.0f} GFLOP/s' for name, value in products.items())}\n"
+        f"train_on_batch: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product\n"
+        f"ceiling, every convolution at its fastest kernel above and nothing else: {ceiling_seconds * 1e3:.0f} ms, "
+        f"{step_flops / ceiling_seconds / 1e9:.0f} GFLOP/s, {step_flops / ceiling_seconds / best:.2f} of {best_name}'s matrix product"
+    )
+
 
 if __name__ == "__main__":
     main()

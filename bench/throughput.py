@@ -43,7 +43,7 @@ def recipes(params, overrides):
     for variant, channels in (("gray", 1), ("rgb", 3)):
         section = params[f"train_{variant}"] | {key: value for key, value in overrides.items() if value is not None}
         yield f"{variant}: {section['arch']} {section['widths']}", section, channels
-        study = section | {"arch": f"study_{variant}_cnn", "widths": None, "optimizer": "adamw", "weight_decay": 0, "schedule": "constant"}
+        study = section | {"arch": f"study_{variant}_cnn", "widths": None, "optimizer": "adamw", "weight_decay": 0, "weight_decay_mode": "decoupled", "schedule": "constant"}
         yield f"{variant}: study_{variant}_cnn (reference)", study, channels
 
 

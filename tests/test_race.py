@@ -70,3 +70,12 @@ def test_the_summary_says_why_a_ratio_is_missing():
         {race.AIRBENCH: epochs([10], [0.9]), race.OURS: epochs([10, 10], [0.8, 0.85])}, flops, {"TensorFlow": 1e9}, "a CPU", "float32", {race.AIRBENCH: True}
     )
     assert any("not reached: ours' best test tta 0.8500 in 2 epochs (20.0 s)" in line for line in not_reached)
+
+
+def test_the_machine_line_names_the_instruction_caps_in_force(monkeypatch):
+    for name in race.ISA_CAPS:
+        monkeypatch.delenv(name, raising=False)
+    assert "capped" not in race.machine_line()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert race.machine_line().endswith("; instructions capped: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2")

@@ -50,8 +50,8 @@ AIRBENCH, OURS, OURS_AIRBENCH_NET = "airbench94", "ours", "ours_airbench_net"
 TRAINERS = (AIRBENCH, OURS, OURS_AIRBENCH_NET)
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # what the kernels can use
 # Caps that make an AVX-512 CPU run as an AVX2 one: oneDNN (TensorFlow's and PyTorch's), PyTorch's own kernels,
-# MKL (PyTorch's matrix products), XLA
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS")
+# MKL (PyTorch's matrix products), XLA; each variable, and what its value holds when it caps
+ISA_CAPS = {"ONEDNN_MAX_CPU_ISA": "", "ATEN_CPU_CAPABILITY": "", "MKL_ENABLE_INSTRUCTIONS": "", "XLA_FLAGS": "--xla_cpu_max_isa"}
 MATMUL_SIZE = 4096
 
 
@@ -229,7 +229,7 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
 def machine_line():
     """The CPU and its flags, and any cap on the instructions the libraries may use (ISA_CAPS)."""
     flags = precision.cpu_flags()
-    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ]
+    caps = [f"{name}={os.environ[name]}" for name, mark in ISA_CAPS.items() if name in os.environ and mark in os.environ[name]]
     line = f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
     return line + (f"; instructions capped: {' '.join(caps)}" if caps else "")
 

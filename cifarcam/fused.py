@@ -11,6 +11,7 @@ weights, configurations and arithmetic are Keras's: elsewhere (JAX, inference, a
 not cover) Keras's own code runs.
 """
 
+import functools
 import math
 
 from cifarcam.backend import keras
@@ -60,16 +61,12 @@ def gelu(x):
     return _tensorflow_gelu()(x)
 
 
-_TENSORFLOW_GELU = []
-
-
+@functools.cache
 def _tensorflow_gelu():
     """tf.custom_gradient GELU whose forward and backward passes are each one XLA kernel (built once).
 
     reduce_retracing: inference and Grad-CAM call it eagerly on many shapes, which would retrace it each time.
     """
-    if _TENSORFLOW_GELU:
-        return _TENSORFLOW_GELU[0]
     import tensorflow as tf
 
     @tf.function(jit_compile=True, reduce_retracing=True)
@@ -88,7 +85,6 @@ def _tensorflow_gelu():
     def fused_gelu(x):
         return forward(x), lambda upstream: backward(x, upstream)
 
-    _TENSORFLOW_GELU.append(fused_gelu)
     return fused_gelu
 
 

@@ -15,8 +15,8 @@ from cifarcam.errors import PipelineError
 from cifarcam.whitening import PatchWhitening
 
 NUM_CLASSES = 10
-# PyTorch's default for Conv2d and Linear, which airbench keeps: kaiming_uniform(a=sqrt(5)), i.e. U(±1/sqrt(fan_in))
 ACTIVATIONS = {"relu": "relu", "gelu": fused.gelu}
+# PyTorch's default for Conv2d and Linear, which airbench keeps: kaiming_uniform(a=sqrt(5)), i.e. U(±1/sqrt(fan_in))
 TORCH_DEFAULT_INIT = {"class_name": "VarianceScaling", "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
 
 

@@ -6,6 +6,7 @@ from pipeline_project import ROOT
 
 from cifarcam import recipe
 from cifarcam.augment import Augment
+from cifarcam.batches import Batches
 from cifarcam.data import to_unit_range
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"] | {"batch_size": 8}  # the tests train on a few images
@@ -171,6 +172,29 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
     assert "whiten/bias" not in [v.path for v in trainer.optimizer.variables]  # JAX would donate its buffer twice
     trainer.save(tmp_path / "trainer.keras")
     assert keras.models.load_model(tmp_path / "trainer.keras").optimizer.whiten_bias_steps == 8
+
+
+def test_on_tensorflow_the_stopped_whitening_bias_leaves_the_training_step_and_changes_no_weight():
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    labels = recipe.one_hot(np.arange(32) % 10)
+    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "epochs": 3, "whiten_bias_epochs": 1}
+    trained = {}
+    for frozen in (False, True):
+        keras.utils.set_random_seed(0)
+        trainer = recipe.compile_trainer(params, images)
+        added = recipe.callbacks(params, trainer, len(images)) if frozen else []
+        trainable, steps = [], []
+        for epoch in range(params["epochs"]):  # one fit per epoch, as bench.race trains: the callback acts on a later call too
+            trainer.fit(Batches(images, labels, 8, seed=0, epoch=epoch), initial_epoch=epoch, epochs=epoch + 1, shuffle=False, callbacks=added, verbose=0)
+            trainable.append("whiten/bias" in [v.path for v in trainer.trainable_weights])
+            steps.append(trainer.train_function)
+        trained[frozen] = [keras.ops.convert_to_numpy(v) for v in trainer.layers[-1].weights], trainable, steps
+    assert [type(c) for c in recipe.callbacks(params, trainer, 32)] == [recipe.FreezeWhiteningBias]
+    assert trained[False][1] == [True, True, True]
+    assert trained[True][1] == [True, False, False]  # from epoch 1 on, the step has no gradient for the bias
+    first, *rebuilt = trained[True][2]
+    assert rebuilt[0] is not first and rebuilt[1] is rebuilt[0]  # the step is rebuilt once, when the bias leaves it
+    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(trained[False][0], trained[True][0]))
 
 
 AIRBENCH_QUINTIC = (3.4445, -4.7750, 2.0315)

@@ -40,7 +40,7 @@ def main():
         scores[variant] = metrics.summary(truth, predicted) | {
             "accuracy_ci95_low": low,
             "accuracy_ci95_high": high,
-            "error": float(1 - correct[variant].mean()),
+            "error_rate": float(1 - correct[variant].mean()),  # not "error": DVC takes that key for a failed load
             "class_error": metrics.class_errors(truth, predicted, classes),
             "accuracy_without_tta": float((plain == truth).mean()),
             "test_images": int(len(truth)),

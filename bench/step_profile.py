@@ -7,7 +7,8 @@
 The recipe's step is split into what the compiled step does, each part compiled on its own
 (tf.function) and timed on one batch of random images: the augmentation (uint8 to [0, 1],
 flip, shift), the forward pass with the loss, the forward and backward pass, and Keras's whole
-`train_on_batch` (adds the optimizer, the metrics and Keras's per-step Python). Then every
+`train_on_batch` (adds the optimizer, the metrics and Keras's per-step Python), also as it runs
+once the whitening bias stops (recipe.FreezeWhiteningBias), where the recipe stops it. Then every
 convolution of the network alone, at its input's shape and in the recipe's precision: forward,
 gradient of the input and gradient of the kernel, in TensorFlow and in PyTorch (channels-last,
 as airbench runs); for the 3x3 convolutions over small maps, also a whole forward and backward
@@ -27,6 +28,9 @@ import tensorflow as tf
 
 from bench.race import matmul_flops, recipes, training_flops
 from cifarcam import fused, precision, recipe
+
+
+STOPPED_STEP = "train_on_batch, whitening bias stopped"  # the step of the epochs after whiten_bias_epochs
 
 
 def fastest(function, repeats):
@@ -68,6 +72,11 @@ def step_parts(params, repeats):
     parts = {"augmentation": augmentation, "forward + loss": forward, "forward + backward": forward_backward}
     seconds = {name: fastest(lambda f=function: tf.nest.map_structure(lambda t: t.numpy(), f()), repeats) for name, function in parts.items()}
     seconds["train_on_batch (all)"] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
+    if any(isinstance(callback, recipe.FreezeWhiteningBias) for callback in recipe.callbacks(params, trainer, batch)):
+        freeze = recipe.FreezeWhiteningBias(0)
+        freeze.set_model(trainer)
+        freeze.on_epoch_begin(0)
+        seconds[STOPPED_STEP] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
     return seconds, network
 
 
@@ -169,10 +178,11 @@ def main():
             fastest_kernels[name][2] = min(fastest_kernels[name][2], fused_kernel)
             print(f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |", flush=True)
     if torch:
-        print_ceiling(fastest_kernels, batch * training_flops(network), seconds["train_on_batch (all)"], bfloat16)
+        steps = {name: value for name, value in seconds.items() if name.startswith("train_on_batch")}
+        print_ceiling(fastest_kernels, batch * training_flops(network), steps, bfloat16)
 
 
-def print_ceiling(fastest_kernels, step_flops, step_seconds, bfloat16):
+def print_ceiling(fastest_kernels, step_flops, steps, bfloat16):
     """The FLOP/s ratio (bench.race's ratio 3) of the whole step, and the most any step could reach with these kernels.
 
     The ceiling assumes each convolution's forward pass and gradients take the fastest time measured
@@ -181,9 +191,10 @@ def print_ceiling(fastest_kernels, step_flops, step_seconds, bfloat16):
     products = matmul_flops(bfloat16)
     best_name, best = max(products.items(), key=lambda item: item[1])
     ceiling_seconds = sum(sum(times) for times in fastest_kernels.values())
+    print(f"\nmatrix product: {', '.join(f'{name} {value / 1e9:.0f} GFLOP/s' for name, value in products.items())}")
+    for name, step_seconds in steps.items():
+        print(f"{name}: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product")
     print(
-        f"\nmatrix product: {', '.join(f'{name} {value / 1e9:.0f} GFLOP/s' for name, value in products.items())}\n"
-        f"train_on_batch: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product\n"
         f"ceiling, every convolution at its fastest kernel above and nothing else: {ceiling_seconds * 1e3:.0f} ms, "
         f"{step_flops / ceiling_seconds / 1e9:.0f} GFLOP/s, {step_flops / ceiling_seconds / best:.2f} of {best_name}'s matrix product"
     )

@@ -4,6 +4,7 @@
 train, then saves what the tests compare, by process id: the model (through Place.output, as the
 stage does), the final weights, the history and the training rows the process fed. DVCLive writes to
 FOLDER/live-<id>; the checkpoints go to CHECKPOINTS (default FOLDER/checkpoint, shared by all).
+TEST_PARAMS, a JSON object, overrides keys of test_train's PARAMS.
 """
 
 import json
@@ -27,7 +28,7 @@ if os.environ.get("TEST_LOGICAL_CPUS"):  # TensorFlow: split the CPU into device
 
 folder, epochs = Path(sys.argv[1]), int(sys.argv[2])
 checkpoints = Path(sys.argv[3]) if len(sys.argv) > 3 else folder / "checkpoint"
-params = PARAMS | {"epochs": epochs, "batch_size": 20, "patience": None}
+params = PARAMS | {"epochs": epochs, "batch_size": 20, "patience": None} | json.loads(os.environ.get("TEST_PARAMS", "{}"))
 place = distributed.start(params["batch_size"])
 pid = place.process_id
 data = tiny_data(per_class=12)

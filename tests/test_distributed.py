@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from pipeline_project import ROOT
+from test_train import DEFAULT, SMALL_RESNET
 
 from cifarcam import distributed
 from cifarcam.errors import PipelineError
@@ -70,12 +71,18 @@ def test_two_devices_in_one_process_train_as_one_device_does(tmp_path):
     assert all(np.allclose(first[name], second[name], atol=1e-3) for name in first.files)
 
 
+# the default's recipe, small: its whitening bias stops after the first epoch and leaves TensorFlow's step
+AIRBENCH = {key: DEFAULT[key] for key in SMALL_RESNET if key not in ("epochs", "batch_size", "precision", "patience", "seed")}
+AIRBENCH |= {"widths": [8, 8, 8], "whiten_bias_epochs": 1}
+
+
 @pytest.mark.slow
-def test_mirrored_over_two_tensorflow_devices_trains_as_one_device_does(tmp_path):
+@pytest.mark.parametrize("recipe", [{}, AIRBENCH], ids=["resnet", "airbench"])
+def test_mirrored_over_two_tensorflow_devices_trains_as_one_device_does(recipe, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for folder, env in ((one, {}), (two, {"CIFARCAM_DISTRIBUTE": "mirrored", "TEST_LOGICAL_CPUS": "2"})):
         folder.mkdir()
-        result = run_worker(folder, 2, env | {"KERAS_BACKEND": "tensorflow"})
+        result = run_worker(folder, 2, env | {"KERAS_BACKEND": "tensorflow", "TEST_PARAMS": json.dumps(recipe)})
         assert result.returncode == 0, result.stderr[-3000:]
     assert "mirrored: 2 devices of this host" in result.stdout and read_run(two)["place"] == [0, 1, 2]
     losses = [[epoch["loss"] for epoch in read_run(folder)["history"]] for folder in (one, two)]

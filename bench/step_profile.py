@@ -72,10 +72,10 @@ def step_parts(params, repeats):
     parts = {"augmentation": augmentation, "forward + loss": forward, "forward + backward": forward_backward}
     seconds = {name: fastest(lambda f=function: tf.nest.map_structure(lambda t: t.numpy(), f()), repeats) for name, function in parts.items()}
     seconds["train_on_batch (all)"] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
-    if any(isinstance(callback, recipe.FreezeWhiteningBias) for callback in recipe.callbacks(params, trainer, batch)):
-        freeze = recipe.FreezeWhiteningBias(0)
+    added = recipe.callbacks(params, trainer, batch)
+    for freeze in [callback for callback in added if isinstance(callback, recipe.FreezeWhiteningBias)]:  # none: kept
         freeze.set_model(trainer)
-        freeze.on_epoch_begin(0)
+        freeze.on_epoch_begin(freeze.epoch)
         seconds[STOPPED_STEP] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
     return seconds, network
 

@@ -15,7 +15,7 @@ import numpy as np
 from cifarcam.backend import keras
 from cifarcam.files import atomic_output
 
-MODEL, BEST_WEIGHTS, STATE = "model.keras", "best_weights.npz", "state.json"
+MODEL, BEST_WEIGHTS, SEEDS, STATE = "model.keras", "best_weights.npz", "seeds.npz", "state.json"
 
 
 def fingerprint(params, arrays):
@@ -66,6 +66,7 @@ class Checkpoint(keras.callbacks.Callback):
             partial.mkdir()
             self.model.save(partial / MODEL)
             np.savez(partial / BEST_WEIGHTS, *self.early_stopping.best_weights)
+            np.savez(partial / SEEDS, *(keras.ops.convert_to_numpy(seed) for seed in seed_states(self.model)))
             state = {
                 "fingerprint": self.fingerprint,
                 "epochs_done": epoch + 1,
@@ -76,12 +77,20 @@ class Checkpoint(keras.callbacks.Callback):
             (partial / STATE).write_text(json.dumps(state))
 
 
+def seed_states(model):
+    """The state of the model's random draws (augmentation, dropout), which a .keras file leaves out:
+    reloaded without it, a resumed training would draw the first epochs' shifts and masks again."""
+    weights = {id(weight) for weight in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
 def _state(folder, fingerprint):
     try:
         state = json.loads((folder / STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return state if state.get("fingerprint") == fingerprint else None
+    # a checkpoint without the seeds (made before they were kept) would not resume the same run
+    return state if state.get("fingerprint") == fingerprint and (folder / SEEDS).exists() else None
 
 
 def epochs_done(folder, fingerprint):
@@ -95,9 +104,16 @@ def load(folder, fingerprint):
     state = _state(folder, fingerprint)
     if state is None:
         return None
-    with np.load(folder / BEST_WEIGHTS) as saved:
-        best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    return keras.models.load_model(folder / MODEL), state, best_weights
+    best_weights = _arrays(folder / BEST_WEIGHTS)
+    model = keras.models.load_model(folder / MODEL)
+    for seed, value in zip(seed_states(model), _arrays(folder / SEEDS), strict=True):
+        seed.assign(value)
+    return model, state, best_weights
+
+
+def _arrays(path):
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
 def finish(folder):

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 
+import numpy as np
 import pytest
 from pipeline_project import Project, make_image_folder_archive, read_until, start_repro, tiny_params
 
@@ -36,6 +37,18 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_caches_nothing_half_d
     assert (project.path / "models/rgb.keras").exists()
     assert [path.name for path in (project.path / "checkpoints/rgb").iterdir()] == ["state.json"]
     assert "up to date" in project.dvc("status", "train_rgb").stdout
+
+    resumed_weights = _weights(project.path / "models/rgb.keras")
+    project.repro("--force", "train_rgb")  # the finished checkpoint is a marker: this trains from the start
+    uninterrupted_weights = _weights(project.path / "models/rgb.keras")
+    for resumed_weight, uninterrupted_weight in zip(resumed_weights, uninterrupted_weights, strict=True):
+        np.testing.assert_array_equal(resumed_weight, uninterrupted_weight)
+
+
+def _weights(path):
+    from cifarcam import models
+
+    return models.load(path).get_weights()
 
 
 def test_a_second_repro_at_the_same_time_is_refused_by_dvcs_lock(project):

@@ -3,15 +3,17 @@ model moves between backends."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import cv2
 import numpy as np
 import pytest
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
-from test_train import PARAMS, tiny_data
+from test_train import DEFAULT, PARAMS, tiny_data
 
 from cifarcam import cam, models
 from cifarcam.choices import CAM_METHODS
@@ -22,17 +24,18 @@ pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
 JAX_TRAINS = textwrap.dedent(
     """
+    import json
     import sys
     from pathlib import Path
     import numpy as np
     import keras
     sys.path.insert(0, "tests")
-    from test_train import PARAMS, tiny_data
+    from test_train import tiny_data
     from cifarcam.data import to_unit_range
     from cifarcam.train import train
-    folder = Path(sys.argv[1])
+    folder, params = Path(sys.argv[1]), json.loads(sys.argv[2])
     assert keras.backend.backend() == "jax"
-    model = train(tiny_data(), PARAMS, folder / "live", folder / "checkpoint")
+    model = train(tiny_data(), params, folder / "live", folder / "checkpoint")
     model.save(f"{folder}/jax.keras")
     np.save(f"{folder}/jax.npy", model.predict(to_unit_range(tiny_data()["x_val"]), verbose=0))
     """
@@ -64,27 +67,54 @@ JAX_EVALUATES = textwrap.dedent(
 
 def without_tensorflow(folder):
     """A folder for PYTHONPATH in which `import tensorflow` fails, as on the GPU machine (JAX only)."""
-    (folder / "tensorflow").mkdir(parents=True)
+    (folder / "tensorflow").mkdir(parents=True, exist_ok=True)
     (folder / "tensorflow" / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine (blocked by the test)')\n")
     return folder
 
 
-def run_under_jax(script, folder):
-    pythonpath = os.pathsep.join([str(without_tensorflow(folder / "blocked")), str(ROOT)])
-    env = os.environ | {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
-    result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=ROOT, env=env, capture_output=True, text=True)
+def run_under_jax(script, folder, *args):
+    result = subprocess.run(under_jax(script, folder, *args), cwd=ROOT, env=jax_env(folder), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def under_jax(script, folder, *args):
+    return [sys.executable, "-c", script, str(folder), *args]
+
+
+def jax_env(folder):
+    pythonpath = os.pathsep.join([str(without_tensorflow(folder / "blocked")), str(ROOT)])
+    return os.environ | {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_a_model_trained_under_jax_predicts_the_same_under_tensorflow(tmp_path, precision):
     params = PARAMS | {"precision": precision}
-    run_under_jax(JAX_TRAINS.replace("PARAMS, f", f"PARAMS | {{'precision': {precision!r}}}, f"), tmp_path)
+    run_under_jax(JAX_TRAINS, tmp_path, json.dumps(params))
     loaded = models.load(tmp_path / "jax.keras")
     expected = np.load(tmp_path / "jax.npy")
     tolerance = 1e-5 if params["precision"] == "float32" else 2e-2
     assert np.allclose(loaded.predict(to_unit_range(tiny_data()["x_val"]), verbose=0), expected, atol=tolerance)
     assert (tmp_path / "live" / "metrics.json").is_file()  # the DVCLive logging ran under JAX too
+
+
+def test_a_killed_training_under_jax_resumes_to_the_uninterrupted_runs_weights(tmp_path):
+    # the default recipe, airbench's: its shifts are random draws, whose state the weights leave out
+    params = json.dumps(DEFAULT | {"widths": [8, 16, 16], "epochs": 30, "batch_size": 8, "precision": "float32"})
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    run_under_jax(JAX_TRAINS, uninterrupted, params)
+    killed = subprocess.Popen(under_jax(JAX_TRAINS, resumed, params), cwd=ROOT, env=jax_env(resumed), start_new_session=True)
+    state = resumed / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state.exists() and json.loads(state.read_text())["epochs_done"] >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert 2 <= json.loads(state.read_text())["epochs_done"] < 30
+    run_under_jax(JAX_TRAINS, resumed, params)
+    for resumed_weight, uninterrupted_weight in zip(
+        models.load(resumed / "jax.keras").get_weights(), models.load(uninterrupted / "jax.keras").get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(resumed_weight, uninterrupted_weight)
 
 
 def test_a_model_trained_under_tensorflow_evaluates_and_explains_the_same_under_jax(tmp_path):

@@ -73,17 +73,16 @@ def without_tensorflow(folder):
 
 
 def run_under_jax(script, folder, *args):
-    result = subprocess.run(under_jax(script, folder, *args), cwd=ROOT, env=jax_env(folder), capture_output=True, text=True)
+    command, options = under_jax(script, folder, *args)
+    result = subprocess.run(command, **options, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def under_jax(script, folder, *args):
-    return [sys.executable, "-c", script, str(folder), *args]
-
-
-def jax_env(folder):
+    """The command and the subprocess options that run `script` on `folder` under JAX, TensorFlow blocked."""
     pythonpath = os.pathsep.join([str(without_tensorflow(folder / "blocked")), str(ROOT)])
-    return os.environ | {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
+    command = [sys.executable, "-c", script, str(folder), *args]
+    return command, {"cwd": ROOT, "env": os.environ | {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}}
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
@@ -102,7 +101,8 @@ def test_a_killed_training_under_jax_resumes_to_the_uninterrupted_runs_weights(t
     params = json.dumps(DEFAULT | {"widths": [8, 16, 16], "epochs": 30, "batch_size": 8, "precision": "float32"})
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
     run_under_jax(JAX_TRAINS, uninterrupted, params)
-    killed = subprocess.Popen(under_jax(JAX_TRAINS, resumed, params), cwd=ROOT, env=jax_env(resumed), start_new_session=True)
+    command, options = under_jax(JAX_TRAINS, resumed, params)
+    killed = subprocess.Popen(command, **options, start_new_session=True)
     state = resumed / "checkpoint" / "state.json"
     deadline = time.monotonic() + 300
     while not (state.exists() and json.loads(state.read_text())["epochs_done"] >= 2) and time.monotonic() < deadline:
@@ -111,9 +111,9 @@ def test_a_killed_training_under_jax_resumes_to_the_uninterrupted_runs_weights(t
     killed.wait()
     assert 2 <= json.loads(state.read_text())["epochs_done"] < 30
     run_under_jax(JAX_TRAINS, resumed, params)
-    for resumed_weight, uninterrupted_weight in zip(
-        models.load(resumed / "jax.keras").get_weights(), models.load(uninterrupted / "jax.keras").get_weights(), strict=True
-    ):
+    resumed_weights = models.load(resumed / "jax.keras").get_weights()
+    uninterrupted_weights = models.load(uninterrupted / "jax.keras").get_weights()
+    for resumed_weight, uninterrupted_weight in zip(resumed_weights, uninterrupted_weights, strict=True):
         np.testing.assert_array_equal(resumed_weight, uninterrupted_weight)
 
 

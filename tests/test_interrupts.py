@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from pipeline_project import Project, make_image_folder_archive, read_until, start_repro, tiny_params
 
+from cifarcam import models
+
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
 
@@ -20,7 +22,7 @@ def project(tmp_path):
     return project
 
 
-def test_a_killed_training_resumes_from_its_last_epoch_and_caches_nothing_half_done(project):
+def test_a_killed_training_resumes_from_its_last_epoch_to_the_uninterrupted_model_and_caches_nothing_half_done(project):
     running = start_repro(project, "train_rgb")
     read_until(running, r"^Epoch 3/4")
     os.killpg(running.pid, signal.SIGKILL)
@@ -38,17 +40,11 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_caches_nothing_half_d
     assert [path.name for path in (project.path / "checkpoints/rgb").iterdir()] == ["state.json"]
     assert "up to date" in project.dvc("status", "train_rgb").stdout
 
-    resumed_weights = _weights(project.path / "models/rgb.keras")
+    resumed_weights = models.load(project.path / "models/rgb.keras").get_weights()
     project.repro("--force", "train_rgb")  # the finished checkpoint is a marker: this trains from the start
-    uninterrupted_weights = _weights(project.path / "models/rgb.keras")
+    uninterrupted_weights = models.load(project.path / "models/rgb.keras").get_weights()
     for resumed_weight, uninterrupted_weight in zip(resumed_weights, uninterrupted_weights, strict=True):
         np.testing.assert_array_equal(resumed_weight, uninterrupted_weight)
-
-
-def _weights(path):
-    from cifarcam import models
-
-    return models.load(path).get_weights()
 
 
 def test_a_second_repro_at_the_same_time_is_refused_by_dvcs_lock(project):

@@ -1,7 +1,8 @@
 """Resumable training: after every epoch, the model with its optimizer state and where training stood.
 
 A killed run resumes from its last finished epoch when the parameters and data are the same
-(a fingerprint of both is kept beside the checkpoint); anything else starts afresh. Once training
+(a fingerprint of both is kept beside the checkpoint) and ends with the weights an uninterrupted
+run would have: the random draws' seed states are kept too. Anything else starts afresh. Once training
 has finished the folder keeps only a small marker: a forced rerun really trains again, and the
 finished folder is the same for every run, so DVC can cache it, push it and check it out.
 """

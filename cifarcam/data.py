@@ -4,8 +4,10 @@ Stage outputs keep uint8 pixels (a float32 copy of CIFAR-10 weighs about 1 GB pe
 DVC's cache); `load_prepared` applies the [0, 1] scaling where the data is used.
 """
 
+import lzma
 import math
 import zipfile
+import zlib
 
 import cv2
 import numpy as np
@@ -28,7 +30,8 @@ def load_arrays(path):
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise PipelineError(f"{path} not found: run the earlier stages first (dvc repro)") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    # RuntimeError: zipfile's answer to an encryption flag or an unknown compression method (a flipped header bit)
+    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, lzma.LZMAError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise PipelineError(f"{path} is not a readable array file ({reason}): rebuild it with dvc repro --force") from None
 

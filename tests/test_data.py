@@ -1,3 +1,5 @@
+import struct
+
 import cv2
 import numpy as np
 import pytest
@@ -82,4 +84,43 @@ def test_an_unreadable_array_file_is_one_line(tmp_path, content):
     (tmp_path / "rgb.npz").write_bytes(content)
     with pytest.raises(PipelineError, match="rgb.npz is not a readable array file") as error:
         data.load_arrays(tmp_path / "rgb.npz")
+    assert "\n" not in str(error.value)
+
+
+def damaged_header(field, value):
+    """An array file whose first central-directory entry has `field` (its offset in the entry) set to `value`."""
+
+    def damage(good):
+        blob = bytearray(good)
+        struct.pack_into("<H", blob, good.find(b"PK\x01\x02") + field, value)
+        return bytes(blob)
+
+    return damage
+
+
+def deflate_with_a_reserved_block_type(good):
+    """The first entry marked deflated, its data starting with a block of the reserved type 3."""
+    blob = bytearray(damaged_header(10, 8)(good))
+    name_length, extra_length = struct.unpack_from("<HH", good, 26)
+    blob[30 + name_length + extra_length] = 0b111
+    return bytes(blob)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        damaged_header(8, 1),
+        damaged_header(10, 99),
+        deflate_with_a_reserved_block_type,
+        damaged_header(10, 12),
+        damaged_header(10, 14),
+    ],
+    ids=["encrypted flag", "unknown compression", "deflate", "bzip2", "lzma"],
+)
+def test_an_array_file_with_a_damaged_zip_header_is_one_line(tmp_path, damage):
+    path = tmp_path / "rgb.npz"
+    data.save_arrays(path, x_train=np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(PipelineError, match="rgb.npz is not a readable array file") as error:
+        data.load_arrays(path)
     assert "\n" not in str(error.value)

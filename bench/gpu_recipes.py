@@ -108,12 +108,13 @@ def timed_fit(params, x_train, y_train, x_test, y_test, ttas=("flip_translate",)
     callbacks = recipe.callbacks(params, trainer, len(x_train))
     trainer.fit(Batches(x_train, labels, batch, params["seed"]), epochs=params["epochs"], shuffle=False, callbacks=callbacks, verbose=0)
     network = trainer.layers[-1]
-    predicted = {ttas[0]: predict_probabilities(network, x_test, ttas[0]).argmax(axis=1)}
+    first = accuracies(network, x_test, y_test, ttas[:1])
     seconds = time.perf_counter() - started
-    return network, {ttas[0]: float((predicted[ttas[0]] == y_test).mean())} | accuracies(network, x_test, y_test, ttas[1:]), seconds
+    return network, first | accuracies(network, x_test, y_test, ttas[1:]), seconds
 
 
 def accuracies(network, images, labels, ttas):
+    """{tta: the network's accuracy on the images with that test-time augmentation}."""
     return {tta: float((predict_probabilities(network, images, tta).argmax(axis=1) == labels).mean()) for tta in ttas}
 
 
@@ -172,11 +173,12 @@ def sweep(raw, args):
         overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in tried.split())}
         arrays, section = prepared[variant], load_section(f"train_{variant}") | overrides
         x_val, x_test = data.to_unit_range(arrays["x_val"]), data.to_unit_range(arrays["x_test"])
-        network, validation, seconds = timed_fit(section, arrays["x_train"], arrays["y_train"], x_val, arrays["y_val"], TTA_MODES)
+        x_train, y_train = arrays["x_train"], arrays["y_train"]
+        network, validation, seconds = timed_fit(section, x_train, y_train, x_val, arrays["y_val"], TTA_MODES)
         test = accuracies(network, x_test, arrays["y_test"], TTA_MODES)
         scores = "; ".join(
-            f"{split} accuracy " + ", ".join(f"{value:.4f} (tta {tta})" for tta, value in split_scores.items())
-            for split, split_scores in (("validation", validation), ("test", test))
+            f"{part} accuracy " + ", ".join(f"{value:.4f} (tta {tta})" for tta, value in part_scores.items())
+            for part, part_scores in (("validation", validation), ("test", test))
         )
         print(f"{variant} {overrides or 'params.yaml'}: {scores}; {seconds:.1f} s", flush=True)
 

@@ -139,7 +139,7 @@ class Airbench94:
             optimizer.step()
 
     def lookahead(self, decay):
-        for (k, s), v in zip(self.slow.items(), self.net.state_dict().values()):
+        for (_k, s), v in zip(self.slow.items(), self.net.state_dict().values(), strict=True):
             if v.dtype in (torch.half, torch.float):
                 s.lerp_(v, 1 - decay)
                 v.copy_(s)

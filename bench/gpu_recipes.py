@@ -9,7 +9,7 @@ protocol), tested on the 10,000 test images with flip+translate test-time augmen
 prints each one's accuracy and time, whether it reached 90.6% and 93.3% (airbench94 and
 airbench96 on the JPEG copy), and our times as ratios to airbench's.
 
-`sweep` trains params.yaml's train_gray and train_rgb recipes (each --try one set of overrides) on the
+`sweep` trains params.yaml's gray and RGB recipes (each --try one set of overrides) on the
 pipeline's own stratified 80/20 split, to predict in seconds what the CPU pipeline will score. It
 prints validation accuracy, the split to choose on, and test accuracy beside it, not to choose by.
 
@@ -29,15 +29,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from cifarcam import data, readers, recipe  # noqa: E402
-from cifarcam.batches import Batches  # noqa: E402
-from cifarcam.choices import TTA_MODES  # noqa: E402
-from cifarcam.params import load_section  # noqa: E402
-from cifarcam.tta import predict_probabilities  # noqa: E402
+from cifarcam.core.choices import TTA_MODES  # noqa: E402
+from cifarcam.core.params import load_section  # noqa: E402
+from cifarcam.core.params import recipe as configured_recipe
+from cifarcam.data import prepare, readers  # noqa: E402
+from cifarcam.study.tta import predict_probabilities  # noqa: E402
+from cifarcam.training import recipe  # noqa: E402
+from cifarcam.training.batches import Batches  # noqa: E402
 
 TARGETS = {"airbench94": 0.906, "airbench96": 0.933}  # their test accuracy on the JPEG copy, on a GPU
 
-# Our GPU recipes, as overrides of params.yaml's train_rgb: the pipeline's default as params.yaml has
+# Our GPU recipes, as overrides of params.yaml's RGB recipe: the pipeline's default as params.yaml has
 # it, and, each pinned whole so that it stays what was measured whatever the default, the ResNet
 # recipe with GELU and random flips and airbench94's recipe in Keras (arch: airbench).
 RESNET_RECIPE = {
@@ -82,7 +84,7 @@ AIRBENCH_RECIPE = {
     "precision": "mixed_bfloat16",
 }
 GPU_RECIPES = {
-    "ours_default": {},  # params.yaml's train_rgb as it is: the pipeline's default
+    "ours_default": {},  # params.yaml's RGB recipe as it is: the pipeline's default
     "ours_default_10": {"epochs": 10},  # the default on airbench94's length
     "ours_airbench94": AIRBENCH_RECIPE | {"epochs": 10},  # airbench94's length
     "ours94": RESNET_RECIPE | {"epochs": 16},  # aims at airbench94's 90.6%
@@ -101,7 +103,7 @@ def timed_fit(params, x_train, y_train, x_test, y_test, ttas=("flip_translate",)
     trainer.fit(Batches(x_train[:batch], labels[:batch], batch, seed=0), epochs=1, verbose=0)
     for tta in ttas:
         predict_probabilities(trainer.layers[-1], x_test, tta)
-    for variable, value in zip(trainer.variables + trainer.optimizer.variables, initial):
+    for variable, value in zip(trainer.variables + trainer.optimizer.variables, initial, strict=True):
         variable.assign(value)
 
     started = time.perf_counter()
@@ -146,8 +148,8 @@ def run_airbench(name, raw):
 
 
 def race(raw, args):
-    params = load_section("train_rgb")
-    x_train, x_test = raw["x_train"], data.to_unit_range(raw["x_test"])  # the trainer takes uint8, the network [0, 1]
+    params = configured_recipe("rgb")
+    x_train, x_test = raw["x_train"], prepare.to_unit_range(raw["x_test"])  # the trainer takes uint8, the network [0, 1]
     results = {}
     for name in args.only or [*TARGETS, *GPU_RECIPES]:
         if name in TARGETS:
@@ -168,11 +170,11 @@ def race(raw, args):
 
 def sweep(raw, args):
     split = load_section("preprocess")
-    prepared = data.prepare(raw, split["val_fraction"], split["seed"])
+    prepared = prepare.prepare(raw, split["val_fraction"], split["seed"])
     for variant, tried in itertools.product(args.variants, args.tries or [""]):
         overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in tried.split())}
-        arrays, section = prepared[variant], load_section(f"train_{variant}") | overrides
-        x_val, x_test = data.to_unit_range(arrays["x_val"]), data.to_unit_range(arrays["x_test"])
+        arrays, section = prepared[variant], configured_recipe(variant) | overrides
+        x_val, x_test = prepare.to_unit_range(arrays["x_val"]), prepare.to_unit_range(arrays["x_test"])
         x_train, y_train = arrays["x_train"], arrays["y_train"]
         network, validation, seconds = timed_fit(section, x_train, y_train, x_val, arrays["y_val"], TTA_MODES)
         test = accuracies(network, x_test, arrays["y_test"], TTA_MODES)
@@ -188,10 +190,10 @@ def main():
     parser.add_argument("mode", choices=("race", "sweep"))
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg.tar.gz")
     parser.add_argument("--only", nargs="*", help="race: the recipes to run (default: all)")
-    parser.add_argument("--try", dest="tries", action="append", help='sweep: "KEY=VALUE ..." overrides of train_*; repeatable')
+    parser.add_argument("--try", dest="tries", action="append", help='sweep: "KEY=VALUE ..." overrides of the recipe; repeatable')
     parser.add_argument("--variants", nargs="*", default=["rgb", "gray"])
     args = parser.parse_args()
-    raw = dict(zip(("x_train", "y_train", "x_test", "y_test", "classes"), readers.read_source(args.data)))
+    raw = dict(zip(("x_train", "y_train", "x_test", "y_test", "classes"), readers.read_source(args.data), strict=True))
     print(f"keras {keras.__version__} on {keras.backend.backend()}; {len(raw['y_train'])} training images")
     race(raw, args) if args.mode == "race" else sweep(raw, args)
 

@@ -1,6 +1,6 @@
 """Prediction and Grad-CAM throughput (images/s) of a bfloat16 model, as saved and as `models.load` gives it here.
 
-    python -m bench.inference            # train_rgb's network of params.yaml, untrained weights
+    python -m bench.inference            # the RGB recipe's network of params.yaml, untrained weights
 
 On a CPU without native bfloat16, `models.load` makes a bfloat16 model compute in float32; this
 measures what that costs or buys for evaluate and gradcam, both ways in one process. Compare the
@@ -15,8 +15,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cifarcam import cam, models, precision, recipe
-from cifarcam.params import load_section
+from cifarcam.core.params import recipe as configured_recipe
+from cifarcam.explain import cam
+from cifarcam.training import models, precision
 
 NATIVE_BFLOAT16_CPUINFO = "flags\t\t: avx2 avx512_bf16\n"  # a Zen 4's flag: load keeps the model as saved
 
@@ -40,9 +41,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="predicted images (Grad-CAM gets a tenth)")
     args = parser.parse_args()
-    params = load_section("train_rgb")
+    params = configured_recipe("rgb")
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    network = recipe.build_network(params, (32, 32, 3))
+    network = models.build(params, (32, 32, 3))
     keras.mixed_precision.set_global_policy("float32")
     images = np.random.default_rng(0).random((args.images, 32, 32, 3)).astype("float32")
     rows = []

@@ -9,8 +9,8 @@
         python -m bench.race --float32    # an AVX-512 CPU limited to AVX2: a stand-in for a CPU without bfloat16
 
 Three trainers on the pipeline's split (40,000 training images), in one process: airbench94 itself
-(bench.airbench_cpu, its own 9.9 epochs), `ours` (params.yaml's train_rgb) and `ours_airbench_net`
-(train_rgb with airbench94's network and recipe, `ours_airbench94` of bench.gpu_recipes). They
+(bench.airbench_cpu, its own 9.9 epochs), `ours` (params.yaml's RGB recipe) and `ours_airbench_net`
+(the RGB recipe with airbench94's network and recipe, `ours_airbench94` of bench.gpu_recipes). They
 take turns, one epoch each, so that load from other processes on a shared machine falls on all
 of them alike. Only training is timed: each trainer first runs a warm-up that is not (ours: one
 step, which traces and compiles it, then the initial weights and
@@ -40,11 +40,13 @@ import time
 
 import numpy as np
 
-from cifarcam import precision, recipe, tta
-from cifarcam.batches import Batches
-from cifarcam.data import load_arrays, to_unit_range
-from cifarcam.params import load_section
-from cifarcam.train import make_deterministic
+from cifarcam.core.params import load_section
+from cifarcam.core.params import recipe as configured_recipe
+from cifarcam.data.prepare import load_arrays, to_unit_range
+from cifarcam.study import tta
+from cifarcam.training import models, precision, recipe
+from cifarcam.training.batches import Batches
+from cifarcam.training.train import make_deterministic
 
 AIRBENCH, OURS, OURS_AIRBENCH_NET = "airbench94", "ours", "ours_airbench_net"
 TRAINERS = (AIRBENCH, OURS, OURS_AIRBENCH_NET)
@@ -56,11 +58,11 @@ MATMUL_SIZE = 4096
 
 
 def recipes(dtype_policy, seed=None, ours_epochs=None):
-    """The Keras recipes in the race: train_rgb as configured (its schedule `ours_epochs` long if given),
-    and train_rgb on airbench94's recipe."""
+    """The Keras recipes in the race: RGB's as configured (its schedule `ours_epochs` long if given),
+    and RGB's on airbench94's recipe."""
     from bench.gpu_recipes import GPU_RECIPES
 
-    section = load_section("train_rgb") | {"precision": dtype_policy}
+    section = configured_recipe("rgb") | {"precision": dtype_policy}
     section |= {"seed": seed} if seed is not None else {}
     ours = section | ({"epochs": ours_epochs} if ours_epochs else {})
     return {OURS: ours, OURS_AIRBENCH_NET: section | GPU_RECIPES["ours_airbench94"] | {"precision": dtype_policy}}
@@ -118,7 +120,7 @@ class KerasTrainer:
         state = trainer.variables + trainer.optimizer.variables
         initial = [variable.numpy() for variable in state]
         trainer.fit(Batches(self.x_train[:batch], self.y_train[:batch], batch, seed=0), epochs=1, verbose=0)
-        for variable, value in zip(state, initial):
+        for variable, value in zip(state, initial, strict=True):
             variable.assign(value)
 
     def train_epoch(self):
@@ -263,7 +265,7 @@ def main():
         trainers[name] = Airbench94(data, bfloat16="bfloat16" in dtype_policy, seed=args.seed or 0) if name == AIRBENCH else KerasTrainer(params[name], data)
         trainers[name].warm_up()
     history, products = race(trainers, args.epochs, args.budget_minutes * 60, "bfloat16" in dtype_policy)
-    flops = {name: training_flops(recipe.build_network(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])) for name in trainers}
+    flops = {name: training_flops(models.build(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])) for name in trainers}
     peak = {framework: float(np.median([round_[framework] for round_ in products])) for framework in products[0]}
     finished = {name: trainer.done for name, trainer in trainers.items()}
     print("\n" + "\n".join(summary(history, flops, peak, machine, dtype_policy, finished)))

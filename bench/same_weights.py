@@ -4,7 +4,7 @@
     python -m bench.same_weights HEAD --variant gray --epochs 1 --images 1280 --precision auto
 
 A refactor of the training code makes dvc.lock's code hashes stale, but need not change a single
-weight. This trains the train_<variant> recipe (each tree's own params.yaml, at the given
+weight. This trains the variant's recipe (each tree's own params.yaml, at the given
 precision) for a few epochs on the first N of a fixed shuffle of the prepared training images,
 once with this checkout's code and once with REVISION's (from `git archive`), each in its own
 process, and compares every weight. Where they are equal, the last full run stands for the new
@@ -28,16 +28,24 @@ TRAIN = """
 import inspect, sys, tempfile
 from pathlib import Path
 import numpy as np
-from cifarcam.data import load_prepared
-from cifarcam.params import load_section
-from cifarcam.train import train
+try:
+    from cifarcam.core.params import recipe
+    from cifarcam.data.prepare import load_prepared
+    from cifarcam.training.train import train
+except ImportError:  # revisions before the subpackages (2026-12-07): one flat package, a section per variant
+    from cifarcam.data import load_prepared
+    from cifarcam.params import load_section
+    from cifarcam.train import train
+
+    def recipe(variant):
+        return load_section(f"train_{variant}")
 
 variant, precision, epochs, images, prepared, out = sys.argv[1:]
 uint8 = "scale" in inspect.signature(load_prepared).parameters  # older trainers took float images
 data = load_prepared(Path(prepared) / f"{variant}.npz", **({"scale": False} if uint8 else {}))
 chosen = np.random.default_rng(0).permutation(len(data["x_train"]))[: int(images)]
 data = {"x_train": data["x_train"][chosen], "y_train": data["y_train"][chosen], "x_val": data["x_val"][:512], "y_val": data["y_val"][:512]}
-params = load_section(f"train_{variant}") | {"precision": precision, "epochs": int(epochs)}
+params = recipe(variant) | {"precision": precision, "epochs": int(epochs)}
 with tempfile.TemporaryDirectory() as scratch:
     model = train(data, params, Path(scratch) / "live", Path(scratch) / "checkpoint")
 np.savez(out, *model.get_weights())

@@ -1,7 +1,7 @@
 """Where a training step's time goes on this CPU: its parts in TensorFlow, and each convolution against PyTorch's.
 
-    python -m bench.step_profile                    # params.yaml's train_rgb
-    python -m bench.step_profile --arch airbench    # train_rgb with airbench94's recipe (bench.gpu_recipes)
+    python -m bench.step_profile                    # params.yaml's RGB recipe
+    python -m bench.step_profile --arch airbench    # the RGB recipe with airbench94's (bench.gpu_recipes)
     pip install torch==2.13.0                       # optional, for the PyTorch column; not in requirements.txt
 
 The recipe's step is split into what the compiled step does, each part compiled on its own
@@ -27,8 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.race import matmul_flops, recipes, training_flops
-from cifarcam import fused, precision, recipe
-
+from cifarcam.training import fused, precision, recipe
 
 STOPPED_STEP = "train_on_batch, whitening bias stopped"  # the step of the epochs after whiten_bias_epochs
 
@@ -143,7 +142,7 @@ def torch_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=("resnet", "airbench"), default=None, help="airbench: train_rgb with airbench94's recipe")
+    parser.add_argument("--arch", choices=("resnet", "airbench"), default=None, help="airbench: the RGB recipe with airbench94's")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     dtype_policy = precision.resolve("auto")
@@ -169,8 +168,8 @@ def main():
         totals += [ours, theirs]
         fastest_kernels[name] = np.fmin(ours, theirs)
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
-        print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} |", flush=True)
-    print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals))} |")
+        print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))} |", flush=True)
+    print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals, strict=True))} |")
     print("\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|")
     for name, shape, kernel_shape, padding in convolutions(network):
         if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:

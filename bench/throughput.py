@@ -1,6 +1,6 @@
 """Training throughput (images/s) of each architecture on this machine, and the peak memory.
 
-    python -m bench.throughput                      # the train_gray and train_rgb recipes of params.yaml
+    python -m bench.throughput                      # the gray and RGB recipes of params.yaml
     python -m bench.throughput --precision mixed_bfloat16   # bfloat16 (auto takes it only where it is native)
     python -m bench.throughput --activation relu       # what ReLU buys
     python -m bench.throughput --arch resnet           # another architecture (with its own batch size: --batch-size)
@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from cifarcam import precision, recipe
-from cifarcam.params import load_section
+from cifarcam.core.params import recipe as configured_recipe
+from cifarcam.training import precision, recipe
 
 WARMUP_STEPS = 3
 
@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--arch")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     args = parser.parse_args()
-    params = {section: load_section(section) for section in ("train_gray", "train_rgb")}
+    params = {f"train_{variant}": configured_recipe(variant) for variant in ("gray", "rgb")}
     overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation, "arch": args.arch}
     rows = [(name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla)) for name, section, channels in recipes(params, overrides)]
     print(f"\nmachine: {precision.machine_summary()}; XLA forced on: {args.xla}")

@@ -8,7 +8,9 @@ one no recipe choice looked at, so picking a TTA here does not bias the test fig
 """
 
 
-from cifarcam import data, models, tta
+from cifarcam.data import prepare
+from cifarcam.study import tta
+from cifarcam.training import models
 
 SHIFTS = {
     "none": [(0, 0)],
@@ -28,7 +30,7 @@ def main():
     print("| shifts | mirrored too | views | gray | rgb |\n|---|---|---|---|---|")
     scores = {}
     for variant in ("gray", "rgb"):
-        arrays = data.load_prepared(f"data/prepared/{variant}.npz")
+        arrays = prepare.load_prepared(f"data/prepared/{variant}.npz")
         model = models.load(f"models/{variant}.keras")
         cache = {}
         for name, shifts in SHIFTS.items():

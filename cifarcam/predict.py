@@ -1,73 +1,8 @@
-"""Explain your own images: top-3 classes and a class activation map overlay at the original size.
+"""`python -m cifarcam.predict`, the same as `cifarcam predict` (the code: cifarcam.explain.predict)."""
 
-    python -m cifarcam.predict photo.jpg other.png --model models/rgb.keras --out predictions
-
-Any size and format OpenCV reads; each image is resized to 32x32 for the model (grayscale or
-RGBA converted: alpha is composited onto white). Overlays are written as <out>/<name>_cam.png.
-"""
-
-import argparse
 import sys
-from pathlib import Path
 
-import cv2
-import numpy as np
-
-from cifarcam import cam, models
-from cifarcam.choices import CAM_METHODS
-from cifarcam.errors import PipelineError, run_stage
-from cifarcam.files import atomic_output
-from cifarcam.readers import CLASSES
-
-
-def read_rgb(path):
-    """An image file as float32 RGB in [0, 1], at its own resolution."""
-    try:
-        blob = np.fromfile(path, np.uint8)
-    except OSError as error:
-        raise PipelineError(f"cannot read {path}: {error.strerror or error}") from None
-    image = cv2.imdecode(blob, cv2.IMREAD_UNCHANGED) if blob.size else None
-    if image is None:
-        raise PipelineError(f"{path} is not an image OpenCV can read (PNG, JPEG, BMP, WebP, TIFF, ...)")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    image = image.astype(np.float32) / scale
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=-1)
-    if image.shape[-1] == 4:
-        alpha = image[..., 3:]
-        image = image[..., :3] * alpha + (1 - alpha)
-    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-
-
-def model_input(rgb, channels):
-    small = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[..., None] if channels == 1 else small
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", type=Path)
-    parser.add_argument("--model", type=Path, default=Path("models/rgb.keras"))
-    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam")
-    parser.add_argument("--out", type=Path, default=Path("predictions"))
-    args = parser.parse_args(argv)
-
-    originals = [read_rgb(path) for path in args.images]
-    model = models.load(args.model)
-    batch = np.stack([model_input(image, model.input_shape[-1]) for image in originals])
-    probabilities = model.predict(batch, verbose=0)
-    top = np.argsort(-probabilities, axis=1)[:, :3]
-    maps = cam.class_activation_maps(model, batch, top[:, 0], args.method)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path, original, ranked, probs, heatmap in zip(args.images, originals, top, probabilities, maps):
-        height, width = original.shape[:2]
-        full_size = cam.upsample(heatmap[None], (height, width))[0]
-        target = args.out / f"{path.stem}_cam.png"
-        with atomic_output(target) as partial:
-            cv2.imwrite(str(partial), cv2.cvtColor(cam.overlay(original, full_size), cv2.COLOR_RGB2BGR))
-        guesses = ", ".join(f"{CLASSES[k]} {probs[k]:.3f}" for k in ranked)
-        print(f"{path}: {guesses} -> {target}")
-
+from cifarcam.cli import main
 
 if __name__ == "__main__":
-    run_stage(lambda: main(sys.argv[1:]))
+    main(["predict", *sys.argv[1:]])

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cifarcam import download, readers
-from cifarcam.data import save_arrays
-from cifarcam.errors import run_stage
-from cifarcam.files import atomic_output
-from cifarcam.params import load_section
+from cifarcam.core.errors import run_stage
+from cifarcam.core.files import atomic_output
+from cifarcam.core.params import load_section
+from cifarcam.data import download, readers
+from cifarcam.data.prepare import save_arrays
 
 OUTPUT = Path("data/raw/cifar10.npz")
 

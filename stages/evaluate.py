@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cifarcam import calibration, cam, examples, faithfulness, metrics, models, plots, stats, tta
-from cifarcam.data import VARIANTS, load_prepared
-from cifarcam.errors import run_stage
-from cifarcam.files import atomic_output
-from cifarcam.labels import labels_from_params
-from cifarcam.params import load_section
+from cifarcam.core.errors import run_stage
+from cifarcam.core.files import atomic_output
+from cifarcam.core.names import VARIANTS, model_labels
+from cifarcam.core.params import load_section, recipes
+from cifarcam.data.prepare import load_prepared
+from cifarcam.explain import cam, examples, faithfulness
+from cifarcam.study import calibration, metrics, plots, stats, tables, tta
+from cifarcam.training import models
 
 REPORTS = Path("reports")
 
@@ -36,6 +38,7 @@ def main():
         plain, predicted = per_view[0].argmax(axis=1), probabilities.argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
         correct[variant] = predicted == truth
+        reliability = calibration.reliability(truth, probabilities, params["calibration_bins"])
         low, high = stats.accuracy_interval(correct[variant])
         scores[variant] = metrics.summary(truth, predicted) | {
             "accuracy_ci95_low": low,
@@ -44,13 +47,13 @@ def main():
             "class_error": metrics.class_errors(truth, predicted, classes),
             "accuracy_without_tta": float((plain == truth).mean()),
             "test_images": int(len(truth)),
-            "calibration": calibration.summary(truth, probabilities, params["calibration_bins"]),
+            "calibration": calibration.summary(truth, probabilities, reliability),
         }
         scores[variant]["cam"] = cam_scores(model, data["x_test"], plain, method, params)
         details[variant] = {
             "per_class": metrics.per_class(truth, predicted, classes),
             "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),
-            "reliability": calibration.reliability(truth, probabilities, params["calibration_bins"]),
+            "reliability": reliability,
             "confusion_shares": metrics.confusion_shares(truth, predicted, classes).tolist(),
         }
         confusions[variant] = pd.DataFrame({"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]})
@@ -58,7 +61,7 @@ def main():
               f"weighted F1 {scores[variant]['f1']:.4f}, ECE {scores[variant]['calibration']['ece']:.4f}")
     scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
     print(f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = {scores['rgb_vs_gray']['mcnemar_p']:.3g}")
-    write_reports(scores, details, confusions, classes, labels_from_params())
+    write_reports(scores, details, confusions, classes, model_labels(recipes()))
 
 
 def cam_scores(model, images, predicted, method, params):
@@ -80,7 +83,7 @@ def write_reports(scores, details, confusions, classes, labels):
     with atomic_output(REPORTS / "evaluation.json") as path:
         path.write_text(json.dumps(details, indent=2) + "\n")
     with atomic_output(REPORTS / "results.md") as path:
-        path.write_text(results_markdown(scores, details, labels))
+        path.write_text(tables.results_page(scores, details, labels))
     with atomic_output(REPORTS / "metrics.json") as path:
         path.write_text(json.dumps(scores, indent=2) + "\n")
 
@@ -92,20 +95,6 @@ def write_figures(details, classes, labels, folder):
         plots.reliability(details[variant]["reliability"], folder / f"{variant}_reliability.png", f"Reliability, {labels[variant]}")
         plots.confusion(np.array(details[variant]["confusion_shares"]), classes, folder / f"{variant}_confusion.png",
                         f"Confusion matrix, {labels[variant]} (rows sum to 1)")
-
-
-def results_markdown(scores, details, labels):
-    table = metrics.markdown_table({labels[v]: scores[v] for v in VARIANTS})
-    intro = "Weighted averages over the ten classes, as the study reports them (accuracy with its 95% Wilson interval)."
-    lines = ["# Test-set results", "", intro, "", table, ""]
-    for variant, detail in details.items():
-        lines += [f"## {labels[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
-        lines += [
-            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |" for name, c in detail["per_class"].items()
-        ]
-        pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} ({p['count']})" for p in detail["most_confused_pairs"])
-        lines += ["", f"Most confused pairs (test images either way): {pairs}", ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

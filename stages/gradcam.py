@@ -10,17 +10,18 @@ Each overlay explains the predicted class. Declared in dvc.yaml as image plots.
 
 from pathlib import Path
 
-from cifarcam import models, plots
-from cifarcam.data import VARIANTS, load_prepared
-from cifarcam.errors import run_stage
-from cifarcam.examples import Explainer
-from cifarcam.files import atomic_output
-from cifarcam.labels import labels_from_params
-from cifarcam.params import load_section
+from cifarcam.core.errors import run_stage
+from cifarcam.core.files import atomic_output
+from cifarcam.core.names import VARIANTS, model_labels
+from cifarcam.core.params import load_section, recipes
+from cifarcam.data.prepare import load_prepared
+from cifarcam.explain.examples import Explainer
+from cifarcam.study import plots
+from cifarcam.training import models
 
 
 def main():
-    params, labels = load_section("gradcam"), labels_from_params()
+    params, labels = load_section("gradcam"), model_labels(recipes())
     method = params["method"].replace("gradcam", "Grad-CAM")
     with atomic_output(Path("reports/cam")) as folder:
         folder.mkdir()

@@ -6,16 +6,17 @@ Runs last and reads only files, so rewriting the text never reruns a model.
 import json
 from pathlib import Path
 
-from cifarcam import report
-from cifarcam.errors import PipelineError, run_stage
-from cifarcam.files import atomic_output
-from cifarcam.labels import labels_from_params
+from cifarcam.core.errors import PipelineError, run_stage
+from cifarcam.core.files import atomic_output
+from cifarcam.core.names import model_labels
+from cifarcam.core.params import recipes
+from cifarcam.study import report
 
 REPORTS = Path("reports")
 
 
 def main():
-    labels = labels_from_params()
+    labels = model_labels(recipes())
     metrics, evaluation = (read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json"))
     for _, images in report.figures(labels):
         for path, _ in images:

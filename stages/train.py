@@ -8,18 +8,20 @@ training runs this command, and process 0 writes the outputs.
 import sys
 from pathlib import Path
 
-from cifarcam import checkpoint, distributed
-from cifarcam.data import VARIANTS, load_prepared
-from cifarcam.errors import PipelineError, run_stage
-from cifarcam.params import load_section
-from cifarcam.train import train
+from cifarcam.core.errors import PipelineError, run_stage
+from cifarcam.core.names import VARIANTS
+from cifarcam.core.params import recipe
+from cifarcam.data.prepare import load_prepared
+from cifarcam.scale import distributed
+from cifarcam.training import checkpoint
+from cifarcam.training.train import train
 
 
 def main():
     variant = sys.argv[1] if len(sys.argv) == 2 else None
     if variant not in VARIANTS:
-        raise PipelineError("usage: python -m stages.train gray|rgb")
-    params = load_section(f"train_{variant}")
+        raise PipelineError(f"usage: python -m stages.train {'|'.join(VARIANTS)}")
+    params = recipe(variant)
     place = distributed.start(params["batch_size"])
     data = load_prepared(Path("data/prepared") / f"{variant}.npz", scale=False)
     checkpoints = Path("checkpoints") / variant

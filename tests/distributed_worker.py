@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import PARAMS, tiny_data  # noqa: E402
 
-from cifarcam import distributed  # noqa: E402
-from cifarcam.train import train  # noqa: E402
+from cifarcam.scale import distributed  # noqa: E402
+from cifarcam.training.train import train  # noqa: E402
 
 if os.environ.get("TEST_LOGICAL_CPUS"):  # TensorFlow: split the CPU into devices, as XLA's host device count does for JAX
     import tensorflow as tf

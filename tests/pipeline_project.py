@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import yaml
 
+from cifarcam.core.names import CLASSES
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("cifarcam", "stages", "dvc.yaml", "params.yaml", "plots-template.html")
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHARED_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
@@ -83,7 +84,7 @@ class Project:
         return result
 
     def set_params(self, **dotted):
-        """Set params.yaml values by dotted key: set_params(**{"train_rgb.epochs": 2})."""
+        """Set params.yaml values by dotted key, adding keys a section lacks: set_params(**{"train_rgb.epochs": 2})."""
         params = yaml.safe_load((self.path / "params.yaml").read_text())
         for key, value in dotted.items():
             section, name = key.split(".")
@@ -100,12 +101,9 @@ def tiny_params(source):
     return {
         "download.source": str(source),
         "preprocess.max_per_class": None,
-        "train_gray.epochs": 1,
-        "train_rgb.epochs": 1,
-        "train_gray.batch_size": 8,
-        "train_rgb.batch_size": 8,
-        "train_gray.widths": [8, 16, 16],
-        "train_rgb.widths": [8, 16, 16],
+        "train.epochs": 1,
+        "train.batch_size": 8,
+        "train.widths": [8, 16, 16],
         "gradcam.images_per_row": 2,
     }
 

@@ -1,9 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from recipes import build_network
 
-from cifarcam import models, tta
-from cifarcam.augment import Augment
+from cifarcam.study import tta
+from cifarcam.training.augment import Augment
 
 
 def numbered_images(count=64, size=8, channels=3):
@@ -20,9 +21,9 @@ def reflect_shift(image, dy, dx, pad):
 def mirrored(images, out):
     """Per image: True if `out` is its mirror, False if it is untouched (anything else fails)."""
     out = keras.ops.convert_to_numpy(out)
-    sides = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
-    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
-    assert all(side != keep for side, keep in zip(sides, kept))
+    sides = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images, strict=True)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, images, strict=True)]
+    assert all(side != keep for side, keep in zip(sides, kept, strict=True))
     return np.array(sides)
 
 
@@ -68,7 +69,7 @@ def test_translation_is_a_reflect_padded_shift_of_at_most_pad_pixels(pad):
     images = numbered_images()
     out = keras.ops.convert_to_numpy(Augment(flip="none", translate=pad, seed=1)(images, training=True))
     shifts = set()
-    for o, image in zip(out, images):
+    for o, image in zip(out, images, strict=True):
         matches = [
             (dy, dx)
             for dy in range(-pad, pad + 1)
@@ -84,7 +85,7 @@ def test_cutout_zeroes_one_square_of_at_most_the_given_side():
     images = numbered_images(size=16)
     out = keras.ops.convert_to_numpy(Augment(flip="none", translate=0, cutout=6, seed=2)(images, training=True))
     holes = 0
-    for o, image in zip(out, images):
+    for o, image in zip(out, images, strict=True):
         zero = (o == 0).all(axis=-1)
         assert np.array_equal(o[~zero], image[~zero])
         rows, columns = np.flatnonzero(zero.any(axis=1)), np.flatnonzero(zero.any(axis=0))
@@ -132,7 +133,7 @@ def test_an_unknown_tta_mode_names_the_choices():
 
 
 def test_tta_averages_the_probabilities_of_the_views():
-    model = models.build("resnet", (8, 8, 3), dropout=0.0, widths=[4, 4, 4])
+    model = build_network("resnet", (8, 8, 3), dropout=0.0, widths=[4, 4, 4])
     images = numbered_images(5)
     averaged = tta.predict_probabilities(model, images, "flip")
     expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2

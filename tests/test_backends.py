@@ -15,10 +15,11 @@ import pytest
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
 from test_train import DEFAULT, PARAMS, tiny_data
 
-from cifarcam import cam, models
-from cifarcam.choices import CAM_METHODS
-from cifarcam.data import to_unit_range
-from cifarcam.train import train
+from cifarcam.core.choices import CAM_METHODS
+from cifarcam.data.prepare import to_unit_range
+from cifarcam.explain import cam
+from cifarcam.training import models
+from cifarcam.training.train import train
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
@@ -31,8 +32,8 @@ JAX_TRAINS = textwrap.dedent(
     import keras
     sys.path.insert(0, "tests")
     from test_train import tiny_data
-    from cifarcam.data import to_unit_range
-    from cifarcam.train import train
+    from cifarcam.data.prepare import to_unit_range
+    from cifarcam.training.train import train
     folder, params = Path(sys.argv[1]), json.loads(sys.argv[2])
     assert keras.backend.backend() == "jax"
     model = train(tiny_data(), params, folder / "live", folder / "checkpoint")
@@ -49,9 +50,11 @@ JAX_EVALUATES = textwrap.dedent(
     import keras
     sys.path.insert(0, "tests")
     from test_train import tiny_data
-    from cifarcam.data import to_unit_range
-    from cifarcam import cam, models, tta
-    from cifarcam.choices import CAM_METHODS
+    from cifarcam.data.prepare import to_unit_range
+    from cifarcam.explain import cam
+    from cifarcam.study import tta
+    from cifarcam.training import models
+    from cifarcam.core.choices import CAM_METHODS
     folder = Path(sys.argv[1])
     assert keras.backend.backend() == "jax"
     model = models.load(f"{folder}/tensorflow.keras")
@@ -118,7 +121,7 @@ def test_a_killed_training_under_jax_resumes_to_the_uninterrupted_runs_weights(t
 
 
 def test_a_model_trained_under_tensorflow_evaluates_and_explains_the_same_under_jax(tmp_path):
-    from cifarcam import tta
+    from cifarcam.study import tta
 
     model = train(tiny_data(), PARAMS, tmp_path / "live", tmp_path / "checkpoint")
     model.save(tmp_path / "tensorflow.keras")

@@ -3,11 +3,11 @@ import pytest
 import yaml
 from pipeline_project import ROOT
 
-from cifarcam import batches, recipe
-from cifarcam.batches import Batches
-from cifarcam.errors import PipelineError
+from cifarcam.core.errors import PipelineError
+from cifarcam.training import batches, recipe
+from cifarcam.training.batches import Batches
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
 
 
 def epoch_of(feed):
@@ -33,7 +33,7 @@ def test_the_order_is_the_seeds_and_the_epochs_so_a_resumed_run_sees_the_same_ba
     uninterrupted.on_epoch_end()
     uninterrupted.on_epoch_end()
     resumed = Batches(images, np.zeros(40), batch_size=16, seed=7, epoch=2)
-    for (ours, _), (theirs, _) in zip(epoch_of(uninterrupted), epoch_of(resumed)):
+    for (ours, _), (theirs, _) in zip(epoch_of(uninterrupted), epoch_of(resumed), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     other_seed = Batches(images, np.zeros(40), batch_size=16, seed=8, epoch=2)
     assert not np.array_equal(epoch_of(other_seed)[0][0], epoch_of(resumed)[0][0])

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from cifarcam import calibration
+from cifarcam.study import calibration
 
 CLASSES = 10
 
@@ -22,7 +22,7 @@ def test_a_calibrated_predictor_has_an_ece_near_zero():
     rng = np.random.default_rng(0)
     confidence = rng.uniform(0.1, 1.0, 200_000)
     truth, probabilities = predictor(confidence, rng.random(200_000) < confidence, rng)
-    assert calibration.summary(truth, probabilities)["ece"] < 0.01
+    assert calibration.summary(truth, probabilities, calibration.reliability(truth, probabilities))["ece"] < 0.01
 
 
 def test_an_overconfident_predictor_has_the_gap_as_its_ece():
@@ -33,14 +33,14 @@ def test_an_overconfident_predictor_has_the_gap_as_its_ece():
     points = calibration.reliability(truth, probabilities, bins=15)
     assert [(p["count"], p["accuracy"]) for p in points] == [(10_000, 0.6)]
     assert points[0]["low"] < 0.95 <= points[0]["high"]
-    summary = calibration.summary(truth, probabilities)
+    summary = calibration.summary(truth, probabilities, points)
     assert summary["ece"] == pytest.approx(0.35) and summary["mean_confidence"] == pytest.approx(0.95)
 
 
 def test_nll_and_brier_by_hand():
     probabilities = np.array([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]])
     truth = np.array([0, 1])
-    summary = calibration.summary(truth, probabilities, bins=15)
+    summary = calibration.summary(truth, probabilities, calibration.reliability(truth, probabilities))
     assert summary["nll"] == pytest.approx(-(math.log(0.7) + math.log(0.25)) / 2)
     brier_first = 0.3**2 + 0.2**2 + 0.1**2
     brier_second = 0.5**2 + 0.75**2 + 0.25**2
@@ -55,3 +55,13 @@ def test_the_bins_count_every_image_once_and_the_ece_weights_them():
     assert points[0]["accuracy"] == 1.0 and points[0]["confidence"] == pytest.approx(0.575)
     assert points[1]["accuracy"] == 0.5 and points[1]["confidence"] == pytest.approx(0.9)
     assert calibration.expected_calibration_error(points) == pytest.approx(0.5 * 0.425 + 0.5 * 0.4)
+
+
+def test_the_diagram_and_the_ece_bin_the_same_renormalised_probabilities():
+    # A row that sums to 0.9 (say, a rounded mean of views) has 0.7999 raw but 0.8888 renormalised.
+    probabilities = np.array([[0.7999, 0.1], [0.7999, 0.1]], np.float32)
+    points = calibration.reliability(np.array([0, 0]), probabilities, bins=5)
+    assert [p["low"] for p in points] == [0.8]
+    summary = calibration.summary(np.array([0, 0]), probabilities, points)
+    assert summary["ece"] == pytest.approx(1 - 0.7999 / 0.8999, abs=1e-6)
+    assert summary["mean_confidence"] == pytest.approx(0.7999 / 0.8999, abs=1e-6)

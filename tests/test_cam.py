@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from recipes import build_network
 
-from cifarcam import cam, models
+from cifarcam.explain import cam
 
 
 def cam_model(seed=0):
@@ -22,7 +23,7 @@ def images(count, seed=0):
 
 def test_the_target_layer_is_the_last_feature_map():
     assert cam.last_feature_map_layer(cam_model()).name == "features"
-    seed = models.build("study_rgb_cnn", (32, 32, 3), dropout=0.5)
+    seed = build_network("study_rgb_cnn", (32, 32, 3), dropout=0.5)
     last_conv = [layer for layer in seed.layers if isinstance(layer, keras.layers.Conv2D)][-1]
     assert cam.last_feature_map_layer(seed) is last_conv
     assert tuple(last_conv.output.shape[1:]) == (4, 4, 256)
@@ -49,7 +50,7 @@ def test_a_batched_call_equals_single_image_calls_and_classes_differ():
 
 
 def test_maps_are_in_unit_range_at_input_resolution_for_pooled_networks():
-    model = models.build("study_rgb_cnn", (32, 32, 3), dropout=0.5)
+    model = build_network("study_rgb_cnn", (32, 32, 3), dropout=0.5)
     maps = cam.class_activation_maps(model, images(2), np.array([3, 5]))
     assert maps.shape == (2, 32, 32)
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1

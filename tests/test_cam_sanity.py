@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from cifarcam import cam
+from cifarcam.explain import cam
 
 PATCH = 6
 
@@ -16,7 +16,7 @@ def planted_patch_data(count, seed):
     images = rng.random((count, 32, 32, 3)).astype("float32") * 0.5
     labels = rng.integers(0, 2, count)
     corners = rng.integers(0, 32 - PATCH, (count, 2))
-    for image, label, (row, column) in zip(images, labels, corners):
+    for image, label, (row, column) in zip(images, labels, corners, strict=True):
         image[row : row + PATCH, column : column + PATCH] = (1.0, 0.0, 0.0) if label == 0 else (0.0, 1.0, 0.0)
     return images, labels, corners
 
@@ -61,7 +61,7 @@ def test_maps_depend_on_the_learned_weights(trained):
     random_maps = cam.class_activation_maps(randomized, images, labels)
 
     def mean_rank_correlation(a, b):
-        return np.nanmean([spearmanr(x.ravel(), y.ravel()).statistic for x, y in zip(a, b)])
+        return np.nanmean([spearmanr(x.ravel(), y.ravel()).statistic for x, y in zip(a, b, strict=True)])
 
     itself = mean_rank_correlation(maps, noisy)
     unrelated = mean_rank_correlation(maps, random_maps)

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cifarcam import data
-from cifarcam.errors import PipelineError
+from cifarcam.core.errors import PipelineError
+from cifarcam.data import prepare as data
 
 
 def fake_raw(per_class_train=20, per_class_test=5, seed=0):
@@ -43,7 +43,7 @@ def test_grayscale_matches_opencv_image_by_image():
     images = fake_raw()["x_train"][:7]
     gray = data.to_grayscale(images)
     assert gray.shape == (7, 32, 32, 1) and gray.dtype == np.uint8
-    for image, converted in zip(images, gray):
+    for image, converted in zip(images, gray, strict=True):
         assert np.array_equal(converted[..., 0], cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
 
 

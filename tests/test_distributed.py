@@ -12,8 +12,8 @@ import pytest
 from pipeline_project import ROOT
 from test_train import DEFAULT, SMALL_RESNET
 
-from cifarcam import distributed
-from cifarcam.errors import PipelineError
+from cifarcam.core.errors import PipelineError
+from cifarcam.scale import distributed
 
 WORKER = ROOT / "tests" / "distributed_worker.py"
 JAX = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
@@ -49,11 +49,11 @@ def read_run(folder, pid=0):
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
-    script = "from cifarcam import distributed; distributed.start(15)"
+    script = "from cifarcam.scale import distributed; distributed.start(15)"
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env=os.environ | JAX | TWO_DEVICES | {"CIFARCAM_DISTRIBUTE": "data_parallel"})
     assert result.returncode != 0
-    assert "batch_size 15 does not split over 2 devices: set train_*.batch_size in params.yaml to a multiple of 2" in result.stderr
+    assert "batch_size 15 does not split over 2 devices: set train.batch_size in params.yaml to a multiple of 2" in result.stderr
 
 
 @pytest.mark.slow

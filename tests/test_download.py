@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cifarcam.download import fetch, is_url, local_path
-from cifarcam.errors import PipelineError
+from cifarcam.core.errors import PipelineError
+from cifarcam.data.download import fetch, is_url, local_path
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 1_500_000, dtype=np.uint8).tobytes()  # over one 1 MiB chunk
 

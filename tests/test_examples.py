@@ -2,8 +2,8 @@ import numpy as np
 from pipeline_project import CLASSES
 from test_cam import cam_model, images
 
-from cifarcam import calibration, metrics, plots
-from cifarcam.examples import Explainer
+from cifarcam.explain.examples import Explainer
+from cifarcam.study import calibration, metrics, plots
 
 
 def explainer(count=40):

@@ -46,28 +46,26 @@ def read_metrics(project):
 
 
 def test_exp_run_with_a_set_param_shows_both_models_params_and_metrics(project):
-    result = project.dvc("exp", "run", "-n", "rgb-two-epochs", "-S", "train_rgb.epochs=2")
+    result = project.dvc("exp", "run", "-n", "rgb-two-epochs", "-S", "+train_rgb.epochs=2")
     assert "Running stage 'train_rgb'" in result.stdout and "Running stage 'train_gray'" not in result.stdout
 
     shown = experiments(project)
     experiment = shown["rgb-two-epochs"]
-    assert experiment["params"]["train_rgb"]["epochs"] == 2 and experiment["params"]["train_gray"]["epochs"] == 1
-    for section in ("train_gray", "train_rgb"):
-        assert {"arch", "epochs", "batch_size", "learning_rate", "dropout", "patience", "seed"} <= set(
-            experiment["params"][section]
-        )
+    assert experiment["params"]["train_rgb"] == {"epochs": 2} and experiment["params"]["train_gray"] == {}
+    assert {"arch", "epochs", "batch_size", "learning_rate", "dropout", "patience", "seed"} <= set(
+        experiment["params"]["train"]
+    )
     for variant in ("gray", "rgb"):
         assert SCORES <= experiment["metrics"][METRICS][variant].keys()
         assert {"epochs_run", "best_val_loss"} <= experiment["metrics"][f"reports/train/{variant}/metrics.json"].keys()
     assert experiment["metrics"]["reports/train/rgb/metrics.json"]["epochs_run"] == 2
     branch = project.git("branch", "--show-current").stdout.strip()
-    assert shown[branch]["params"]["train_rgb"]["epochs"] == 1  # the commit itself is left alone
+    assert shown[branch]["params"]["train_rgb"] == {}  # the commit itself is left alone
     assert read_metrics(project) == experiment["metrics"][METRICS]  # `exp run` leaves its results in the workspace
 
     table = project.dvc("exp", "show", "--csv").stdout
     header = next(csv.reader(io.StringIO(table)))
-    for section in ("train_gray", "train_rgb"):
-        assert {f"{section}.epochs", f"{section}.learning_rate"} <= set(header)
+    assert {"train.epochs", "train.learning_rate", "train_rgb.epochs"} <= set(header)
     for variant in ("gray", "rgb"):
         assert f"{variant}.accuracy" in header or f"{METRICS}:{variant}.accuracy" in header, header
     assert "rgb-two-epochs" in [row[0] for row in csv.reader(io.StringIO(table))]
@@ -75,7 +73,7 @@ def test_exp_run_with_a_set_param_shows_both_models_params_and_metrics(project):
 
 def test_a_queued_grid_search_runs_and_the_best_experiment_can_be_kept(project):
     queued = project.dvc(
-        "exp", "run", "--queue", "-S", "train_rgb.learning_rate=0.001,0.01", "-S", "train_rgb.epochs=2"
+        "exp", "run", "--queue", "-S", "+train_rgb.learning_rate=0.001,0.01", "-S", "+train_rgb.epochs=2"
     ).stdout
     names = re.findall(r"Queued experiment '([\w-]+)'", queued)
     assert len(names) == 2, queued

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifarcam import faithfulness
+from cifarcam.explain import faithfulness
 
 
 def bright_corner_model():

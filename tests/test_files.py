@@ -1,6 +1,6 @@
 import pytest
 
-from cifarcam.files import atomic_output
+from cifarcam.core.files import atomic_output
 
 
 def test_a_finished_write_lands_under_its_name(tmp_path):

@@ -1,8 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from recipes import build_network
 
-from cifarcam import fused, models
+from cifarcam.training import fused
 
 
 def trained_step(layer, images, upstream):
@@ -34,7 +35,7 @@ def test_the_fused_batch_normalization_trains_as_keras_does(policy, tolerance, s
         ours_step, theirs_step = trained_step(ours, images, upstream), trained_step(theirs, images, upstream)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    for name, mine, keras_own in zip(("outputs", "input gradient", "shift gradient", "moving mean"), ours_step, theirs_step):
+    for name, mine, keras_own in zip(("outputs", "input gradient", "shift gradient", "moving mean"), ours_step, theirs_step, strict=False):  # the moving variance: below
         np.testing.assert_allclose(mine, keras_own, rtol=tolerance, atol=tolerance * np.abs(keras_own).max(), err_msg=name)
     count = images.size // images.shape[-1]  # the fused kernel's moving variance takes the unbiased batch variance
     unbiased = theirs_step[4] + (1 - 0.6) * (count / (count - 1) - 1) * images.var(axis=(0, 1, 2))
@@ -67,7 +68,7 @@ def test_the_fused_gelu_and_its_gradient_are_the_exact_gelus_rounded_once(dtype,
 
 
 def test_a_network_of_fused_layers_saves_and_loads_in_safe_mode(tmp_path):
-    network = models.build("airbench", (32, 32, 3), dropout=0.0, widths=[8, 8, 8], activation="gelu")
+    network = build_network("airbench", (32, 32, 3), dropout=0.0, widths=[8, 8, 8], activation="gelu")
     assert {type(layer) for layer in network.layers if "_bn" in layer.name} == {fused.BatchNormalization}
     network.save(tmp_path / "net.keras")
     loaded = keras.models.load_model(tmp_path / "net.keras", safe_mode=True)
@@ -93,5 +94,5 @@ def test_the_small_map_convolution_and_its_gradients_are_keras_convolutions(side
             tape.watch(images)
             loss = tf.reduce_sum(layer(images) * upstream)
         results.append([np.asarray(t) for t in (layer(images), *tape.gradient(loss, [images, layer.kernel]))])
-    for name, mine, keras_own in zip(("outputs", "image gradient", "kernel gradient"), *results):
+    for name, mine, keras_own in zip(("outputs", "image gradient", "kernel gradient"), *results, strict=True):
         np.testing.assert_allclose(mine, keras_own, rtol=1e-5, atol=1e-4, err_msg=name)

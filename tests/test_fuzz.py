@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_readers import binary_batch, python2_pickle, random_images
 
-from cifarcam.data import load_arrays, save_arrays
-from cifarcam.download import md5_of
-from cifarcam.errors import PipelineError
-from cifarcam.readers import read_source
+from cifarcam.core.errors import PipelineError
+from cifarcam.data.download import md5_of
+from cifarcam.data.prepare import load_arrays, save_arrays
+from cifarcam.data.readers import read_source
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

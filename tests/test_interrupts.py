@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pipeline_project import Project, make_image_folder_archive, read_until, start_repro, tiny_params
 
-from cifarcam import models
+from cifarcam.training import models
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cifarcam import metrics
+from cifarcam.study import metrics, tables
 
 CLASSES = ["cat", "dog", "frog"]
 
@@ -33,11 +33,18 @@ def test_most_confused_pairs_count_both_directions():
     assert pairs[1]["pair"] == ["cat", "frog"] and pairs[1]["count"] == 1
 
 
-def test_markdown_table_is_in_the_studys_format():
+def test_the_results_table_is_in_the_studys_format():
     scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333}
-    table = metrics.markdown_table({"RGB CNN": scores})
-    assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 |"
-    assert table.splitlines()[2] == "| RGB CNN | 50.00% | 25.00% | 50.00% | 33.33% |"
+    table = tables.results({"RGB CNN": scores})
+    assert table[0] == "| model | accuracy (95% CI) | precision | recall | F1 |"
+    assert table[2] == "| RGB CNN | 50.00% | 25.00% | 50.00% | 33.33% |"
+
+
+def test_the_results_table_adds_calibration_and_sets_the_chosen_rows_in_bold():
+    scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333, "calibration": {"ece": 0.1, "nll": 1.5, "brier": 0.7}}
+    table = tables.results({"a": scores, "b": scores}, calibration=True, bold=["b"])
+    assert table[0].endswith("| F1 | ECE | NLL | Brier |") and table[2].endswith("| 33.33% | 0.1000 | 1.5000 | 0.7000 |")
+    assert table[3].startswith("| **b** | **50.00%** |")
 
 
 def test_class_errors_and_confusion_shares_are_per_true_class():
@@ -50,4 +57,4 @@ def test_class_errors_and_confusion_shares_are_per_true_class():
 
 def test_markdown_table_shows_the_accuracy_interval_when_known():
     scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6}
-    assert metrics.markdown_table({"gray ResNet": scores}).splitlines()[2].startswith("| gray ResNet | 50.00% (40.00–60.00) |")
+    assert tables.results({"gray ResNet": scores})[2].startswith("| gray ResNet | 50.00% (40.00%–60.00%) |")

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import yaml
 from pipeline_project import ROOT
+from recipes import build_network
 
-from cifarcam import augment, cam, choices, models, params, precision, tta
-from cifarcam.errors import PipelineError
+from cifarcam.core import choices, names, params
+from cifarcam.core.errors import PipelineError
+from cifarcam.explain import cam
+from cifarcam.study import tta
+from cifarcam.training import augment, models, precision
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -25,7 +29,7 @@ def test_the_shipped_params_are_valid():
 
 
 def test_every_choice_the_checks_accept_is_implemented():
-    assert set(models.BUILDERS) == set(choices.ARCHITECTURES)
+    assert set(models.BUILDERS) == set(names.ARCHITECTURES)
     for flip in choices.FLIPS:
         augment.Augment(flip=flip, translate=0, cutout=0)
     for policy in choices.PRECISIONS:
@@ -33,14 +37,27 @@ def test_every_choice_the_checks_accept_is_implemented():
     images = np.zeros((1, 32, 32, 3), np.float32)
     for mode in choices.TTA_MODES:
         assert len(tta.views(images, mode)) >= 1
-    model = models.build("study_rgb_cnn", (32, 32, 3), dropout=0.5)
+    model = build_network("study_rgb_cnn", (32, 32, 3), dropout=0.5)
     for method in choices.CAM_METHODS:
         assert cam.class_activation_maps(model, images, np.array([0]), method=method).shape == (1, 32, 32)
 
 
 def test_the_gray_and_rgb_recipes_are_one_recipe_by_default():
-    """The study's comparison is fair only if the two models train alike: an edit to one section must reach both."""
-    assert DEFAULTS["train_gray"] == DEFAULTS["train_rgb"]
+    """The study's comparison is fair only if the two models train alike: an edit to `train` reaches both."""
+    assert DEFAULTS["train_gray"] == DEFAULTS["train_rgb"] == {}
+    assert params.recipe("gray", ROOT / "params.yaml") == params.recipe("rgb", ROOT / "params.yaml") == DEFAULTS["train"]
+
+
+def test_a_variant_section_overrides_only_its_own_keys(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("train_gray.arch", "study_gray_cnn")))
+    gray, rgb = (params.recipe(variant, tmp_path / "params.yaml") for variant in ("gray", "rgb"))
+    assert gray == DEFAULTS["train"] | {"arch": "study_gray_cnn"} and rgb == DEFAULTS["train"]
+    assert names.model_labels(params.recipes(tmp_path / "params.yaml")) == {"gray": "gray study CNN", "rgb": "RGB airbench94"}
+
+
+def test_an_empty_variant_section_written_as_null_is_refused_with_the_fix():
+    with pytest.raises(PipelineError, match=r"train_rgb must be a mapping.*train_rgb: \{\}"):
+        params.validate(DEFAULTS | {"train_rgb": None})
 
 
 @pytest.mark.parametrize("old, new", sorted(params.RENAMED.items()))
@@ -52,8 +69,10 @@ def test_an_old_architecture_name_is_refused_with_its_new_name(old, new):
 def test_the_package_and_the_parameter_checks_load_no_backend():
     """download, preprocess and the checks must not pay TensorFlow's start-up."""
     code = (
-        "import sys, cifarcam, cifarcam.params, cifarcam.download, cifarcam.readers, cifarcam.data, stages.download, stages.preprocess\n"
-        "cifarcam.params.load_section('download')\n"
+        "import sys, cifarcam, cifarcam.core.params, cifarcam.data.download, cifarcam.data.readers, cifarcam.data.prepare\n"
+        "import cifarcam.core, cifarcam.training, cifarcam.explain, cifarcam.study, cifarcam.scale\n"
+        "import stages.download, stages.preprocess\n"
+        "cifarcam.core.params.load_section('download')\n"
         "loaded = sorted(name for name in ('tensorflow', 'keras', 'jax') if name in sys.modules)\n"
         "assert not loaded, loaded"
     )
@@ -73,8 +92,10 @@ def test_the_package_and_the_parameter_checks_load_no_backend():
         ("preprocess.val_fraction", "0.2", "(0, 1)"),
         ("preprocess.seed", 1.5, "integer ≥ 0"),
         ("preprocess.max_per_class", 0, "null or an integer ≥ 1"),
+        ("train.epochs", 0, "integer ≥ 1"),
         ("train_rgb.epochs", 0, "integer ≥ 1"),
         ("train_gray.epochs", -3, "integer ≥ 1"),
+        ("train.arch", "resnet1000", "study_gray_cnn, study_rgb_cnn"),
         ("train_rgb.epochs", True, "integer ≥ 1"),
         ("train_rgb.arch", "resnet1000", "study_gray_cnn, study_rgb_cnn"),
         ("train_rgb.batch_size", 0, "integer ≥ 1"),
@@ -117,11 +138,17 @@ def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed)
     "optimizer, mode, message",
     [("adamw", "coupled", "weight_decay_mode coupled takes optimizer sgd or muon"), ("muon", "decoupled", "optimizer muon decays weights as SGD does")],
 )
-def test_an_optimizer_and_a_weight_decay_mode_that_do_not_go_together_are_refused(optimizer, mode, message):
-    edited = with_value("train_gray.optimizer", optimizer)
-    edited["train_gray"]["weight_decay_mode"] = mode
-    with pytest.raises(PipelineError, match=f"train_gray.{message}"):
+@pytest.mark.parametrize("section", ["train", "train_gray"])
+def test_an_optimizer_and_a_weight_decay_mode_that_do_not_go_together_are_refused(optimizer, mode, message, section):
+    edited = with_value(f"{section}.optimizer", optimizer)
+    edited[section]["weight_decay_mode"] = mode
+    with pytest.raises(PipelineError, match=f"{section}.{message}"):
         params.validate(edited)
+
+
+def test_a_variant_section_is_checked_together_with_the_shared_keys_it_keeps():
+    with pytest.raises(PipelineError, match="train_rgb.optimizer muon decays weights as SGD does"):
+        params.validate(with_value("train_rgb.weight_decay_mode", "decoupled"))  # train's optimizer is muon
 
 
 def test_an_unknown_key_is_refused_with_the_known_ones():

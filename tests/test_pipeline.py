@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pipeline_project import ROOT, SHARED_COPY, Project, make_image_folder_archive, tiny_params
 
-from cifarcam.labels import labels_from_params
+from cifarcam.core.names import model_labels
+from cifarcam.core.params import recipes
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
@@ -34,7 +35,7 @@ def test_repro_runs_every_stage_and_writes_the_reports(project):
         assert metrics[variant]["test_images"] == 20
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
         assert (project.path / f"models/{variant}.keras").exists()
-    assert f"| {labels_from_params(project.path / 'params.yaml')['rgb']} |" in (project.path / "reports/results.md").read_text()
+    assert f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} |" in (project.path / "reports/results.md").read_text()
     assert "up to date" in project.dvc("status").stdout
 
 
@@ -55,7 +56,7 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
     for name in FIGURES:
         assert (project.path / "reports/figures" / name).read_bytes()[:4] == b"\x89PNG"
     write_up = (project.path / "reports/README.md").read_text()
-    assert f"| {labels_from_params(project.path / 'params.yaml')['rgb']} | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%" in write_up
+    assert f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%" in write_up
     assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)
     assert len(links) == 13 and all((project.path / "reports" / link).is_file() for link in links)

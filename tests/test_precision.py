@@ -3,8 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from recipes import build_network
 
-from cifarcam import models, precision
+from cifarcam.training import models, precision
 
 ZEN3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 avx avx2 fma f16c\n"
 ZEN4 = ZEN3.replace("avx2", "avx2 avx512f avx512_bf16")
@@ -32,6 +33,11 @@ def test_a_named_precision_is_kept_whatever_the_cpu(tmp_path, policy):
     assert precision.resolve(policy, tmp_path / "cpuinfo") == policy
 
 
+def test_cpuid_finds_the_bfloat16_flags_that_linux_lists():
+    """Windows and Intel Macs have no /proc/cpuinfo: there `auto` asks the CPUID instruction, checked here against Linux."""
+    assert precision.cpuid_flags() == precision.cpu_flags() & {"avx512_bf16", "amx_bf16"}
+
+
 def test_this_machine_reads_its_own_flags():
     flags = precision.cpu_flags()
     assert precision.CPUINFO.exists() == bool(flags)
@@ -41,7 +47,7 @@ def test_this_machine_reads_its_own_flags():
 def bfloat16_model(arch="resnet"):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = models.build(arch, (32, 32, 3), dropout=0.0, widths=[8, 16, 16])
+        model = build_network(arch, (32, 32, 3), dropout=0.0, widths=[8, 16, 16])
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if arch == "airbench":  # its whitening starts at zero until set from images

@@ -7,15 +7,14 @@ import cv2
 import numpy as np
 import pytest
 from pipeline_project import ROOT
-
-from cifarcam import models
+from recipes import build_network
 
 
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     for arch, channels, name in (("study_rgb_cnn", 3, "rgb"), ("study_gray_cnn", 1, "gray")):
-        models.build(arch, (32, 32, channels), dropout=0.5).save(folder / f"{name}.keras")
+        build_network(arch, (32, 32, channels), dropout=0.5).save(folder / f"{name}.keras")
     return folder
 
 

@@ -1,9 +1,9 @@
 """The pure parts of bench.race: counting a training step's FLOPs, and the summary's ratios."""
 
 import keras
+from recipes import build_network
 
 from bench import race
-from cifarcam import models
 
 
 def test_flops_count_two_per_multiply_add_of_each_convolution_and_dense_layer():
@@ -19,7 +19,7 @@ def test_flops_count_two_per_multiply_add_of_each_convolution_and_dense_layer():
 
 
 def test_airbench_networks_flops_include_the_whitening_convolution():
-    network = models.build("airbench", (32, 32, 3), dropout=0.0, widths=[8, 8, 8])
+    network = build_network("airbench", (32, 32, 3), dropout=0.0, widths=[8, 8, 8])
     whitening = 2 * (2 * 2 * 3 * 24) * 31 * 31  # 2x2 'valid' patches: 31x31 positions, 24 filters
     convs = 2 * 9 * (24 * 8 * 31 * 31 + 8 * 8 * (15 * 15 * 2 + 7 * 7 * 2 + 3 * 3))  # each group pools after its first conv
     assert race.forward_flops(network) == whitening + convs + 2 * 8 * 10
@@ -28,7 +28,7 @@ def test_airbench_networks_flops_include_the_whitening_convolution():
 def epochs(seconds, test_tta, images=1000):
     return [
         {"seconds": s, "cpu_seconds": 2 * s, "images": images, "val": {"none": a, "tta": a}, "test": {"none": a - 0.01, "tta": a}}
-        for s, a in zip(seconds, test_tta)
+        for s, a in zip(seconds, test_tta, strict=True)
     ]
 
 

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cifarcam.download import md5_of
-from cifarcam.errors import PipelineError
-from cifarcam.readers import CLASSES, MAX_UNPACKED_BYTES, read_source
+from cifarcam.core.errors import PipelineError
+from cifarcam.data.download import md5_of
+from cifarcam.data.readers import CLASSES, MAX_UNPACKED_BYTES, read_source
 
 # ---------------------------------------------------------------- helpers
 
@@ -61,7 +61,7 @@ def binary_batch(images, labels):
     """CIFAR-10 binary records: one label byte, then the R, G and B planes (32x32, row-major)."""
     return b"".join(
         bytes([int(label)]) + image[:, :, 0].tobytes() + image[:, :, 1].tobytes() + image[:, :, 2].tobytes()
-        for image, label in zip(images, labels)
+        for image, label in zip(images, labels, strict=True)
     )
 
 

@@ -4,12 +4,13 @@ import pytest
 import yaml
 from pipeline_project import ROOT
 
-from cifarcam import recipe
-from cifarcam.augment import Augment
-from cifarcam.batches import Batches
-from cifarcam.data import to_unit_range
+from cifarcam.data.prepare import to_unit_range
+from cifarcam.training import layers, optimizers, recipe
+from cifarcam.training.augment import Augment
+from cifarcam.training.batches import Batches
+from cifarcam.training.schedule import learning_rate
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train_rgb"] | {"batch_size": 8}  # the tests train on a few images
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"] | {"batch_size": 8}  # the tests train on a few images
 
 
 def rates(schedule, steps):
@@ -18,24 +19,24 @@ def rates(schedule, steps):
 
 def test_onecycle_warms_up_linearly_then_decays_linearly():
     params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "onecycle", "lr_start": 0.1, "lr_end": 0.0}
-    schedule = recipe.learning_rate(params, steps_per_epoch=10)  # 100 steps, peak at 20
+    schedule = learning_rate(params, steps_per_epoch=10)  # 100 steps, peak at 20
     assert np.allclose(rates(schedule, [0, 10, 20, 60, 100, 150]), [0.04, 0.22, 0.4, 0.2, 0.0, 0.0], atol=1e-6)
-    ends = recipe.learning_rate(params | {"lr_start": 0.2, "lr_end": 0.07}, steps_per_epoch=10)
+    ends = learning_rate(params | {"lr_start": 0.2, "lr_end": 0.07}, steps_per_epoch=10)
     assert np.allclose(rates(ends, [0, 20, 100, 150]), [0.08, 0.4, 0.028, 0.028], atol=1e-6)
 
 
 def test_cosine_warms_up_then_follows_a_half_cosine_to_its_end_rate():
     params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "cosine", "lr_start": 0.1, "lr_end": 0.0}
-    schedule = recipe.learning_rate(params, steps_per_epoch=10)
+    schedule = learning_rate(params, steps_per_epoch=10)
     assert np.allclose(rates(schedule, [0, 20, 60, 100]), [0.04, 0.4, 0.2, 0.0], atol=1e-6)
-    ends = recipe.learning_rate(params | {"lr_end": 0.5}, steps_per_epoch=10)
+    ends = learning_rate(params | {"lr_end": 0.5}, steps_per_epoch=10)
     assert np.allclose(rates(ends, [20, 60, 100]), [0.4, 0.3, 0.2], atol=1e-6)
-    assert recipe.learning_rate(params | {"schedule": "constant"}, 10) == 0.4
+    assert learning_rate(params | {"schedule": "constant"}, 10) == 0.4
 
 
 @pytest.mark.parametrize("name, kind", [("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)])
 def test_the_optimizer_is_the_one_named_with_decoupled_weight_decay_and_the_momentum(name, kind):
-    optimizer = recipe.optimizer(DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
+    optimizer = optimizers.optimizer(DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
     assert isinstance(optimizer, kind) and optimizer.weight_decay == 0.05
     assert (optimizer.momentum if name == "sgd" else optimizer.beta_1) == 0.85
 
@@ -50,9 +51,9 @@ def one_step_changes(params, gradient=1.0):
     for variable in variables:  # from 0, so that the change is the step itself, not rounded into a random start
         variable.assign(keras.ops.zeros(variable.shape))
     before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
-    optimizer = recipe.optimizer(params, steps_per_epoch=10)
+    optimizer = optimizers.optimizer(params, steps_per_epoch=10)
     optimizer.apply_gradients([(keras.ops.full(v.shape, gradient), v) for v in variables])
-    return [float(np.abs(keras.ops.convert_to_numpy(v) - b).max()) for v, b in zip(variables, before)]
+    return [float(np.abs(keras.ops.convert_to_numpy(v) - b).max()) for v, b in zip(variables, before, strict=True)]
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
@@ -69,7 +70,7 @@ def test_bias_lr_scale_survives_a_save_and_load(tmp_path):
     trainer.optimizer.build(trainer.trainable_variables)  # as after a step: its state is saved too
     trainer.save(tmp_path / "trainer.keras")
     loaded = keras.models.load_model(tmp_path / "trainer.keras").optimizer
-    assert isinstance(loaded, recipe.SGD) and loaded.bias_lr_scale == 64 and loaded.momentum == 0.85
+    assert isinstance(loaded, optimizers.SGD) and loaded.bias_lr_scale == 64 and loaded.momentum == 0.85
 
 
 def test_the_trainer_scales_and_augments_in_front_of_the_network_and_keeps_the_global_policy():
@@ -77,7 +78,7 @@ def test_the_trainer_scales_and_augments_in_front_of_the_network_and_keeps_the_g
     params = DEFAULTS | {"arch": "resnet", "widths": [8, 8, 8], "precision": "mixed_bfloat16", "label_smoothing": 0.2}
     trainer = recipe.compile_trainer(params, images)
     scale, augment, network = trainer.layers
-    assert isinstance(scale, recipe.UnitRange) and scale.compute_dtype == "float32"
+    assert isinstance(scale, layers.UnitRange) and scale.compute_dtype == "float32"
     assert isinstance(augment, Augment) and isinstance(network, keras.Model) and network.name == "resnet"
     assert network.get_layer("stage1_conv").compute_dtype == "bfloat16"
     assert network.get_layer("logits").compute_dtype == "float32"
@@ -103,7 +104,7 @@ def test_airbench_whitening_is_set_from_training_images_spread_over_the_classes(
 
 def test_the_trainer_scales_uint8_pixels_exactly_as_load_prepared_does():
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
-    scaled = keras.ops.convert_to_numpy(recipe.UnitRange(dtype="float32")(pixels))
+    scaled = keras.ops.convert_to_numpy(layers.UnitRange(dtype="float32")(pixels))
     np.testing.assert_array_equal(scaled, to_unit_range(pixels))
 
 
@@ -126,8 +127,8 @@ def test_coupled_sgd_with_airbenchs_values_steps_as_airbench94s_torch_sgd():
     factors = np.interp(np.arange(steps), [0, int(0.23 * total), total], [0.2, 1.0, 0.07])
 
     params = DEFAULTS | AIRBENCH_RECIPE | {"epochs": 1}
-    optimizer = recipe.optimizer(params, steps_per_epoch=total)
-    assert isinstance(optimizer, recipe.CoupledSGD) and optimizer.weight_decay is None  # no decoupled decay as well
+    optimizer = optimizers.optimizer(params, steps_per_epoch=total)
+    assert isinstance(optimizer, optimizers.CoupledSGD) and optimizer.weight_decay is None  # no decoupled decay as well
     norm, dense = keras.layers.BatchNormalization(), keras.layers.Dense(3, use_bias=False)
     norm.build((None, 3))
     dense.build((None, 3))
@@ -149,7 +150,7 @@ def test_coupled_sgd_with_airbenchs_values_steps_as_airbench94s_torch_sgd():
 
 def test_coupled_weight_decay_takes_sgd():
     with pytest.raises(ValueError, match="takes optimizer sgd"):
-        recipe.optimizer(DEFAULTS | {"weight_decay_mode": "coupled", "optimizer": "adamw"}, steps_per_epoch=10)
+        optimizers.optimizer(DEFAULTS | {"weight_decay_mode": "coupled", "optimizer": "adamw"}, steps_per_epoch=10)
 
 
 @pytest.mark.parametrize("mode, optimizer", [("coupled", "sgd"), ("decoupled", "sgd"), ("decoupled", "adamw")])
@@ -162,11 +163,11 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
     bias = trainer.layers[-1].get_layer("whiten").bias
     kernel = trainer.layers[-1].get_layer("group1_conv1").kernel
     per_step = []
-    for epoch in range(params["epochs"]):
+    for _epoch in range(params["epochs"]):
         for batch in range(4):
             before = [keras.ops.convert_to_numpy(v).copy() for v in (bias, kernel)]
             trainer.train_on_batch(images[8 * batch : 8 * batch + 8], recipe.one_hot(np.arange(8) % 10))
-            per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before)])
+            per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before, strict=True)])
     assert per_step[:8] == [[True, True]] * 8  # 2 epochs of 4 steps: the bias learns
     assert per_step[8:] == [[False, True]] * 4  # then it stays (no step, no decay), while the rest trains on
     assert "whiten/bias" not in [v.path for v in trainer.optimizer.variables]  # JAX would donate its buffer twice
@@ -194,7 +195,7 @@ def test_on_tensorflow_the_stopped_whitening_bias_leaves_the_training_step_and_c
     assert trained[True][1] == [True, False, False]  # from epoch 1 on, the step has no gradient for the bias
     first, *rebuilt = trained[True][2]
     assert rebuilt[0] is not first and rebuilt[1] is rebuilt[0]  # the step is rebuilt once, when the bias leaves it
-    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(trained[False][0], trained[True][0]))
+    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(trained[False][0], trained[True][0], strict=True))
 
 
 AIRBENCH_QUINTIC = (3.4445, -4.7750, 2.0315)
@@ -214,7 +215,7 @@ def zeropower(matrix, steps=3):
 
 def test_orthogonalizing_brings_an_updates_singular_values_together():
     update = np.random.default_rng(0).normal(size=(3, 3, 16, 32)) * np.geomspace(0.1, 10, 32)  # columns 100x apart
-    ours = keras.ops.convert_to_numpy(recipe.orthogonalized(keras.ops.convert_to_tensor(update, "float32")))
+    ours = keras.ops.convert_to_numpy(optimizers.orthogonalized(keras.ops.convert_to_tensor(update, "float32")))
     torch_layout = update.transpose(3, 2, 0, 1).reshape(32, -1)  # PyTorch's (out, in, kh, kw), flattened
     expected = zeropower(torch_layout).reshape(32, 16, 3, 3).transpose(2, 3, 1, 0)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
@@ -225,7 +226,7 @@ def test_orthogonalizing_brings_an_updates_singular_values_together():
 def test_muon_steps_kernels_as_airbench94_muon_and_the_rest_as_coupled_sgd():
     params = DEFAULTS | {"optimizer": "muon", "weight_decay_mode": "coupled", "learning_rate": 1.5, "momentum": 0.85,
                          "muon_learning_rate": 0.24, "muon_momentum": 0.6, "weight_decay": 0.002, "schedule": "constant"}
-    optimizer = recipe.optimizer(params, steps_per_epoch=10)
+    optimizer = optimizers.optimizer(params, steps_per_epoch=10)
     conv, dense = keras.layers.Conv2D(8, 3, use_bias=False), keras.layers.Dense(3, use_bias=False)
     conv.build((None, 6, 6, 4))
     dense.build((None, 5))
@@ -259,7 +260,7 @@ def test_under_muon_the_whitening_bias_learns_at_the_rate_of_bns_shifts():
     biases = network.get_layer("whiten").bias, network.get_layer("group1_1_bn").beta, network.get_layer("logits").kernel
     before = [keras.ops.convert_to_numpy(bias).copy() for bias in biases]
     trainer.optimizer.apply_gradients([(keras.ops.ones(bias.shape), bias) for bias in biases])
-    steps = [(keras.ops.convert_to_numpy(bias) - old).ravel()[0] for bias, old in zip(biases, before)]
+    steps = [(keras.ops.convert_to_numpy(bias) - old).ravel()[0] for bias, old in zip(biases, before, strict=True)]
     nesterov_step = -params["learning_rate"] * (1 + params["momentum"])  # a first step from a zero momentum
     assert steps[0] == steps[1] == pytest.approx(64 * nesterov_step, rel=1e-6)
     assert steps[2] == pytest.approx(nesterov_step, rel=1e-6)  # the classifier's kernel, at the unscaled rate

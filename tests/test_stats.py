@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cifarcam import stats
+from cifarcam.study import stats
 
 
 def outcomes(right, total):

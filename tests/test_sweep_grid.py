@@ -2,9 +2,9 @@
 
 import pytest
 
-from cifarcam.errors import PipelineError
-from cifarcam.grid import experiment_name, points, set_param_args
-from cifarcam.slurm import job_script
+from cifarcam.core.errors import PipelineError
+from cifarcam.scale.grid import experiment_name, points, set_param_args
+from cifarcam.scale.slurm import job_script
 
 
 def test_comma_separated_values_make_the_cartesian_product_first_spec_slowest():

@@ -7,15 +7,15 @@ import sys
 import time
 
 import pytest
-from pipeline_project import Project, clone, experiments, make_image_folder_archive, tiny_params
+from pipeline_project import Project, experiments, make_image_folder_archive, tiny_params
 
-from cifarcam.grid import experiment_name, points
+from cifarcam.scale.grid import experiment_name, points
 
 pytestmark = pytest.mark.slow  # real Slurm, dvc and git end to end; each grid point is a tiny pipeline run
 
 METRICS = "reports/metrics.json"
 RGB_TRAINING = "reports/train/rgb/metrics.json"
-GRID = ["-S", "train_rgb.learning_rate=0.002,0.02", "-S", "train_rgb.epochs=1"]  # 2 x 1, off the default 0.005
+GRID = ["-S", "+train_rgb.learning_rate=0.002,0.02", "-S", "+train_rgb.epochs=1"]  # 2 x 1, off the default 0.005
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_an_experiment_s_model_pulls_into_a_fresh_clone_of_the_origin(project, f
 
 
 def test_a_failing_point_ends_as_a_failed_task_with_its_error_and_the_other_lands(project, first_sweep):
-    grid = ["-S", "train_rgb.learning_rate=0.003", "-S", "train_rgb.epochs=0,1"]
+    grid = ["-S", "+train_rgb.learning_rate=0.003", "-S", "+train_rgb.epochs=0,1"]
     bad, good = names_of(*grid)
     result = sweep(project, "submit", *grid, "--gather", check=False)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -117,7 +117,7 @@ def wait_for_line(path, pattern, timeout_s=300):
 
 
 def test_a_cancelled_task_pushes_nothing_and_a_resubmission_runs_only_the_missing_point(project, first_sweep):
-    grid = ["-S", "train_rgb.learning_rate=0.002,0.02,0.01", "-S", "train_rgb.epochs=1"]  # the first sweep, one more
+    grid = ["-S", "+train_rgb.learning_rate=0.002,0.02,0.01", "-S", "+train_rgb.epochs=1"]  # the first sweep, one more
     *_, new = names_of(*grid)
     submitted = sweep(project, "submit", *grid).stdout
     assert "3 points at" in submitted and "2 already on" in submitted and "1 to run" in submitted, submitted

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from pipeline_project import ROOT
 
-from cifarcam.errors import PipelineError
-from cifarcam.train import train
+from cifarcam.core.errors import PipelineError
+from cifarcam.training.train import train
 
-DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["train_gray"]
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
 # A small ResNet on a plain AdamW recipe: what these tests check does not depend on the default's recipe.
 SMALL_RESNET = {
     "arch": "resnet", "widths": [8, 16, 16], "batchnorm_momentum": 0.9, "activation": "relu", "optimizer": "adamw",
@@ -51,8 +51,8 @@ def test_the_same_seed_gives_the_same_weights(tmp_path):
     first = train(tiny_data(), PARAMS, tmp_path / "a", tmp_path / "a-checkpoint").get_weights()
     second = train(tiny_data(), PARAMS, tmp_path / "b", tmp_path / "b-checkpoint").get_weights()
     other = train(tiny_data(), PARAMS | {"seed": 8}, tmp_path / "c", tmp_path / "c-checkpoint").get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    assert not all(np.array_equal(a, c) for a, c in zip(first, other))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not all(np.array_equal(a, c) for a, c in zip(first, other, strict=True))
 
 
 # One epoch of the default recipe at full width on 1,280 images, saved as weights: the smallest run in
@@ -64,7 +64,7 @@ FULL_WIDTH_EPOCH = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, "tests")
     from test_train import DEFAULT
-    from cifarcam.train import train
+    from cifarcam.training.train import train
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 154)
     images = np.clip(labels[:, None, None, None] * 20 + rng.integers(0, 80, (1540, 32, 32, 3)), 0, 255).astype(np.uint8)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifarcam.whitening import EPSILON, PatchWhitening, whitening_parameters
+from cifarcam.training.layers import EPSILON, PatchWhitening, whitening_parameters
 
 
 def correlated_images(channels, count=400, seed=0):

@@ -1,0 +1,3 @@
+from cifarcam.cli import main
+
+main()

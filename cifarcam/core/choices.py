@@ -1,0 +1,14 @@
+"""The named choices of params.yaml, in one place (classes, variants and architectures: cifarcam.core.names).
+
+The parameter checks (cifarcam.core.params) read them without loading a backend; the modules that
+implement each choice check against the same names.
+"""
+
+ACTIVATIONS = ("relu", "gelu")
+OPTIMIZERS = ("adamw", "sgd", "muon")
+SCHEDULES = ("onecycle", "cosine", "constant")
+WEIGHT_DECAY_MODES = ("decoupled", "coupled")
+FLIPS = ("none", "random", "alternate")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+CAM_METHODS = ("gradcam", "gradcam++")
+TTA_MODES = ("none", "flip", "flip_translate")

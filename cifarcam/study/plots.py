@@ -1,0 +1,103 @@
+"""Figures for the reports: Grad-CAM overlays and mean maps, per-class accuracy, reliability diagrams, confusions.
+
+PNGs are sized for reading on a screen and kept small in git: 32-pixel images are drawn with
+nearest-neighbour pixels, which compress several times better than interpolated ones.
+"""
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def cam_grid(rows, path, title):
+    """One figure of labelled rows; each row is (label, [(image_uint8, caption), ...])."""
+    columns = max((len(cells) for _, cells in rows), default=1) or 1
+    figure, axes = plt.subplots(len(rows), columns, figsize=(0.4 + 1.9 * columns, 2.2 * len(rows)), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for row_axes, (label, cells) in zip(axes, rows, strict=True):
+        first = row_axes[0]
+        first.text(-0.06, 0.5, label, transform=first.transAxes, rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
+        if not cells:
+            first.text(0.5, 0.5, "none in the test set", transform=first.transAxes, ha="center", va="center", fontsize=8)
+        for axis, (image, caption) in zip(row_axes, cells, strict=True):
+            axis.imshow(image, interpolation="nearest")
+            axis.text(0.5, -0.04, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
+    _save(figure, path, title)
+
+
+def mean_maps(maps_by_class, path, title):
+    """One heatmap per class, on a shared [0, 1] colour scale."""
+    columns = 5
+    rows = -(-len(maps_by_class) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (name, (heatmap, count)) in zip(axes.flat, maps_by_class.items(), strict=True):
+        axis.imshow(heatmap, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
+        axis.set_title(f"{name} (n={count})", fontsize=9)
+    _save(figure, path, title)
+
+
+def class_accuracy(accuracies, classes, path, title):
+    """Grouped bars of each model's accuracy per class, and below them each class's difference (second minus first)."""
+    (first, a), (second, b) = accuracies.items()
+    a, b, x = 100 * np.asarray(a), 100 * np.asarray(b), np.arange(len(classes))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    top.bar(x - 0.2, a, 0.4, label=first, color="0.55")
+    top.bar(x + 0.2, b, 0.4, label=second, color="tab:blue")
+    top.set_ylabel("accuracy (%)")
+    top.set_ylim(max(0, min(a.min(), b.min()) - 10), 100)
+    top.legend(loc="lower right", fontsize=8)
+    gain = b - a
+    bars = bottom.bar(x, gain, 0.6, color=np.where(gain >= 0, "tab:green", "tab:red"))
+    bottom.bar_label(bars, fmt="%+.1f", fontsize=7, padding=1)
+    bottom.axhline(0, color="black", linewidth=0.8)
+    bottom.set_ylabel(f"{second} − {first}\n(points)")
+    bottom.margins(y=0.25)
+    bottom.set_xticks(x, classes, rotation=30, ha="right")
+    _save(figure, path, title)
+
+
+def reliability(points, path, title):
+    """Accuracy against mean confidence per confidence bin, with each bin's image count under it."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    centres = [(p["low"] + p["high"]) / 2 for p in points]
+    widths = [p["high"] - p["low"] for p in points]
+    top.bar(centres, [p["accuracy"] for p in points], widths, edgecolor="black", linewidth=0.5, label="accuracy")
+    top.plot([p["confidence"] for p in points], [p["accuracy"] for p in points], "o", color="tab:orange", markersize=3,
+             label="at the bin's mean confidence")
+    top.plot([0, 1], [0, 1], "--", color="0.4", linewidth=1, label="calibrated")
+    top.set_ylabel("accuracy")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centres, [p["count"] for p in points], widths, color="0.6", edgecolor="black", linewidth=0.5)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("images")
+    bottom.set_xlabel("confidence of the predicted class")
+    _save(figure, path, title)
+
+
+def confusion(matrix, classes, path, title):
+    """A confusion matrix normalised per true class (rows sum to 1), as a heat map with the shares printed."""
+    figure, axis = plt.subplots(figsize=(6.2, 5.4))
+    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), share in np.ndenumerate(matrix):
+        axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=7,
+                  color="white" if share > 0.5 else "black")
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(classes)), classes, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("actual")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the actual class")
+    _save(figure, path, title)
+
+
+def _save(figure, path, title):
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)

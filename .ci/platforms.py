@@ -29,14 +29,22 @@ def manylinux(machine, glibc_minor=35):
 
 
 TARGETS = {
-    "Linux x86-64": (manylinux("x86_64"),
-                     {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"}),
-    "Linux aarch64": (manylinux("aarch64"),
-                      {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "aarch64", "os_name": "posix"}),
-    "macOS arm64": ([f"macosx_{major}_0_arm64" for major in (15, 14, 13, 12, 11)],
-                    {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64", "os_name": "posix"}),
-    "Windows x86-64": (["win_amd64"],
-                       {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64", "os_name": "nt"}),
+    "Linux x86-64": (
+        manylinux("x86_64"),
+        {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"},
+    ),
+    "Linux aarch64": (
+        manylinux("aarch64"),
+        {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "aarch64", "os_name": "posix"},
+    ),
+    "macOS arm64": (
+        [f"macosx_{major}_0_arm64" for major in (15, 14, 13, 12, 11)],
+        {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64", "os_name": "posix"},
+    ),
+    "Windows x86-64": (
+        ["win_amd64"],
+        {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64", "os_name": "nt"},
+    ),
 }
 SHOWN = ("tensorflow", "tensorflow-cpu", "keras", "jaxlib", "dvc", "opencv-python-headless")
 
@@ -60,17 +68,40 @@ def resolve(name, tags, markers, wheels, scratch):
     requirements = Path(scratch) / f"{markers['platform_machine']}-{markers['sys_platform']}.txt"
     requirements.write_text("\n".join(requirements_for(environment)) + "\n")
     report = requirements.with_suffix(".json")
-    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
-               "--python-version", PYTHON, "--find-links", wheels, "--target", str(Path(scratch) / "target"),
-               "--report", str(report), "-r", str(requirements)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON,
+        "--find-links",
+        wheels,
+        "--target",
+        str(Path(scratch) / "target"),
+        "--report",
+        str(report),
+        "-r",
+        str(requirements),
+    ]
     command += [argument for tag in tags for argument in ("--platform", tag)]
-    result = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    )
     if result.returncode != 0:
-        reason = next((line for line in result.stderr.splitlines() if line.startswith("ERROR")), result.stderr.strip()[-300:])
+        reason = next(
+            (line for line in result.stderr.splitlines() if line.startswith("ERROR")), result.stderr.strip()[-300:]
+        )
         print(f"{name}: does not resolve: {reason}")
         return False
-    installed = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
-                 for item in json.loads(report.read_text())["install"]}
+    installed = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
     shown = ", ".join(f"{package} {installed[package]}" for package in SHOWN if package in installed)
     print(f"{name} ({tags[0]}{' and older' if len(tags) > 1 else ''}): resolves, {len(installed)} packages: {shown}")
     return True
@@ -79,7 +110,9 @@ def resolve(name, tags, markers, wheels, scratch):
 def main():
     with tempfile.TemporaryDirectory() as scratch:
         wheels = str(Path(scratch) / "wheels")
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, *SOURCE_ONLY], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, *SOURCE_ONLY], check=True
+        )
         results = [resolve(name, tags, markers, wheels, scratch) for name, (tags, markers) in TARGETS.items()]
     sys.exit(0 if all(results) else 1)
 

@@ -9,6 +9,7 @@ verbatim, in bfloat16 autocast on the CPU. It trains on the 40,000 training imag
 validation and test accuracy without and with its test-time augmentation. `Airbench94` trains
 one epoch per call, so that bench.race can take turns with our trainers in the same process.
 """
+
 import argparse
 import copy
 import time
@@ -19,8 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-hyp = dict(batch_size=1024, lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0, label_smoothing=0.2,
-           whiten_bias_epochs=3, translate=2, widths=(64, 256, 256), batchnorm_momentum=0.6, scaling_factor=1 / 9)
+hyp = dict(
+    batch_size=1024,
+    lr=11.5,
+    momentum=0.85,
+    weight_decay=0.0153,
+    bias_scaler=64.0,
+    label_smoothing=0.2,
+    whiten_bias_epochs=3,
+    translate=2,
+    widths=(64, 256, 256),
+    batchnorm_momentum=0.6,
+    scaling_factor=1 / 9,
+)
 EPOCHS = 9.9  # airbench94's own length
 MEAN = torch.tensor((0.4914, 0.4822, 0.4465)).view(1, 3, 1, 1)
 STD = torch.tensor((0.2470, 0.2435, 0.2616)).view(1, 3, 1, 1)
@@ -72,9 +84,15 @@ class ConvGroup(nn.Module):
 def make_net():
     w, m = hyp["widths"], hyp["batchnorm_momentum"]
     net = nn.Sequential(
-        Conv(3, 24, 2, padding=0, bias=True), nn.GELU(),
-        ConvGroup(24, w[0], m), ConvGroup(w[0], w[1], m), ConvGroup(w[1], w[2], m),
-        nn.MaxPool2d(3), nn.Flatten(), nn.Linear(w[2], 10, bias=False), Mul(hyp["scaling_factor"]),
+        Conv(3, 24, 2, padding=0, bias=True),
+        nn.GELU(),
+        ConvGroup(24, w[0], m),
+        ConvGroup(w[0], w[1], m),
+        ConvGroup(w[1], w[2], m),
+        nn.MaxPool2d(3),
+        nn.Flatten(),
+        nn.Linear(w[2], 10, bias=False),
+        Mul(hyp["scaling_factor"]),
     )
     net[0].weight.requires_grad = False
     return net.to(memory_format=torch.channels_last)
@@ -85,7 +103,10 @@ def init_whitening_conv(layer, images, eps=5e-4):
     patches = images.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c, h, w).float()
     flat = patches.view(len(patches), -1)
     eigenvalues, eigenvectors = torch.linalg.eigh(flat.T @ flat / len(flat), UPLO="U")
-    eigenvalues, eigenvectors = eigenvalues.flip(0).view(-1, 1, 1, 1), eigenvectors.T.reshape(c * h * w, c, h, w).flip(0)
+    eigenvalues, eigenvectors = (
+        eigenvalues.flip(0).view(-1, 1, 1, 1),
+        eigenvectors.T.reshape(c * h * w, c, h, w).flip(0),
+    )
     scaled = eigenvectors / torch.sqrt(eigenvalues + eps)
     layer.weight.data[:] = torch.cat((scaled, -scaled))
 
@@ -108,8 +129,12 @@ class Airbench94:
         norm_biases = [p for k, p in self.net.named_parameters() if "norm" in k and p.requires_grad]
         others = [p for k, p in self.net.named_parameters() if "norm" not in k and p.requires_grad]
         self.optimizer = torch.optim.SGD(
-            [dict(params=norm_biases, lr=lr_biases, weight_decay=wd / lr_biases), dict(params=others, lr=lr, weight_decay=wd / lr)],
-            momentum=momentum, nesterov=True,
+            [
+                dict(params=norm_biases, lr=lr_biases, weight_decay=wd / lr_biases),
+                dict(params=others, lr=lr, weight_decay=wd / lr),
+            ],
+            momentum=momentum,
+            nesterov=True,
         )
         xp, fp = [0, int(0.23 * self.total), self.total], [0.2, 1.0, 0.07]
         schedule = np.interp(np.arange(self.total + 1), xp, fp)
@@ -149,7 +174,9 @@ class Airbench94:
         epoch, bs, pad = self.epochs_done, hyp["batch_size"], hyp["translate"]
         if epoch == 0:
             init_whitening_conv(self.net[0], self.x_train[:5000])
-            flipped = torch.where((torch.rand(len(self.x_train)) < 0.5).view(-1, 1, 1, 1), self.x_train.flip(-1), self.x_train)
+            flipped = torch.where(
+                (torch.rand(len(self.x_train)) < 0.5).view(-1, 1, 1, 1), self.x_train.flip(-1), self.x_train
+            )
             self.padded = F.pad(flipped, (pad,) * 4, "reflect")
         self.net[0].bias.requires_grad = epoch < hyp["whiten_bias_epochs"]
         shifts = torch.randint(-pad, pad + 1, size=(len(self.x_train), 2))
@@ -221,9 +248,14 @@ def main():
         train_time += seconds
         outputs, labels, loss = trainer.last_batch
         train_acc = (outputs.argmax(1) == labels).float().mean().item()
-        print(f"epoch {trainer.epochs_done}: {seconds:.0f} s, train batch acc {train_acc:.4f}, "
-              f"loss {loss:.4f}, train time so far {train_time / 60:.1f} min", flush=True)
-    print(f"trained {args.epochs} epochs in {train_time / 60:.1f} min (wall {(time.perf_counter() - started) / 60:.1f})")
+        print(
+            f"epoch {trainer.epochs_done}: {seconds:.0f} s, train batch acc {train_acc:.4f}, "
+            f"loss {loss:.4f}, train time so far {train_time / 60:.1f} min",
+            flush=True,
+        )
+    print(
+        f"trained {args.epochs} epochs in {train_time / 60:.1f} min (wall {(time.perf_counter() - started) / 60:.1f})"
+    )
     for split in ("val", "test"):
         print(split, trainer.accuracy(split), flush=True)
 

@@ -73,7 +73,8 @@ AIRBENCH_RECIPE = {
     "warmup": 0.23,
     "lr_start": 0.2,
     "lr_end": 0.07,
-    "weight_decay": 0.0153 / 11.5,  # airbench's weight_decay / its lr: torch's wd / lr per group, over batch_size for the mean loss
+    "weight_decay": 0.0153
+    / 11.5,  # airbench's weight_decay / its lr: torch's wd / lr per group, over batch_size for the mean loss
     "weight_decay_mode": "coupled",
     "label_smoothing": 0.2,
     "lookahead": 5,
@@ -88,7 +89,8 @@ GPU_RECIPES = {
     "ours_default_10": {"epochs": 10},  # the default on airbench94's length
     "ours_airbench94": AIRBENCH_RECIPE | {"epochs": 10},  # airbench94's length
     "ours94": RESNET_RECIPE | {"epochs": 16},  # aims at airbench94's 90.6%
-    "ours96": RESNET_RECIPE | {"widths": [128, 384, 512], "depth": 2, "epochs": 50, "translate": 4, "cutout": 12},  # at airbench96's 93.3%
+    "ours96": RESNET_RECIPE
+    | {"widths": [128, 384, 512], "depth": 2, "epochs": 50, "translate": 4, "cutout": 12},  # at airbench96's 93.3%
 }
 
 
@@ -108,7 +110,13 @@ def timed_fit(params, x_train, y_train, x_test, y_test, ttas=("flip_translate",)
 
     started = time.perf_counter()
     callbacks = recipe.callbacks(params, trainer, len(x_train))
-    trainer.fit(Batches(x_train, labels, batch, params["seed"]), epochs=params["epochs"], shuffle=False, callbacks=callbacks, verbose=0)
+    trainer.fit(
+        Batches(x_train, labels, batch, params["seed"]),
+        epochs=params["epochs"],
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=0,
+    )
     network = trainer.layers[-1]
     first = accuracies(network, x_test, y_test, ttas[:1])
     seconds = time.perf_counter() - started
@@ -129,7 +137,9 @@ def run_airbench(name, raw):
         os.makedirs(f"{folder}/cifar10")
         for split in ("train", "test"):
             images, labels = torch.from_numpy(raw[f"x_{split}"]), torch.from_numpy(raw[f"y_{split}"].astype(np.int64))
-            torch.save({"images": images, "labels": labels, "classes": list(raw["classes"])}, f"{folder}/cifar10/{split}.pt")
+            torch.save(
+                {"images": images, "labels": labels, "classes": list(raw["classes"])}, f"{folder}/cifar10/{split}.pt"
+            )
         cwd = os.getcwd()
         os.chdir(folder)
         try:
@@ -149,7 +159,10 @@ def run_airbench(name, raw):
 
 def race(raw, args):
     params = configured_recipe("rgb")
-    x_train, x_test = raw["x_train"], prepare.to_unit_range(raw["x_test"])  # the trainer takes uint8, the network [0, 1]
+    x_train, x_test = (
+        raw["x_train"],
+        prepare.to_unit_range(raw["x_test"]),
+    )  # the trainer takes uint8, the network [0, 1]
     results = {}
     for name in args.only or [*TARGETS, *GPU_RECIPES]:
         if name in TARGETS:
@@ -158,7 +171,11 @@ def race(raw, args):
             _, accuracy, seconds = timed_fit(params | GPU_RECIPES[name], x_train, raw["y_train"], x_test, raw["y_test"])
             results[name] = accuracy["flip_translate"], seconds
         print(f"{name}: accuracy {results[name][0]:.4f}, {results[name][1]:.1f} s", flush=True)
-    print("\n| recipe | test accuracy | time (s) | " + " | ".join(f"≥{t:.1%}: ratio to {n}" for n, t in TARGETS.items()) + " |")
+    print(
+        "\n| recipe | test accuracy | time (s) | "
+        + " | ".join(f"≥{t:.1%}: ratio to {n}" for n, t in TARGETS.items())
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(TARGETS))
     for name, (accuracy, seconds) in results.items():
         cells = [
@@ -190,7 +207,9 @@ def main():
     parser.add_argument("mode", choices=("race", "sweep"))
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg.tar.gz")
     parser.add_argument("--only", nargs="*", help="race: the recipes to run (default: all)")
-    parser.add_argument("--try", dest="tries", action="append", help='sweep: "KEY=VALUE ..." overrides of the recipe; repeatable')
+    parser.add_argument(
+        "--try", dest="tries", action="append", help='sweep: "KEY=VALUE ..." overrides of the recipe; repeatable'
+    )
     parser.add_argument("--variants", nargs="*", default=["rgb", "gray"])
     args = parser.parse_args()
     raw = dict(zip(("x_train", "y_train", "x_test", "y_test", "classes"), readers.read_source(args.data), strict=True))

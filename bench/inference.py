@@ -53,7 +53,10 @@ def main():
         for name, cpuinfo in (("as saved", Path(folder) / "cpuinfo"), ("as loaded here", precision.CPUINFO)):
             model = models.load(Path(folder) / "model.keras", cpuinfo=cpuinfo)
             convolution = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-            speeds = images_per_second(predict, model, images), images_per_second(explain, model, images[: args.images // 10])
+            speeds = (
+                images_per_second(predict, model, images),
+                images_per_second(explain, model, images[: args.images // 10]),
+            )
             rows.append((f"{name} (convolutions in {convolution.compute_dtype})", *speeds))
     print(f"\nmachine: {precision.machine_summary()}; {params['arch']} {params['widths']}, mixed_bfloat16 when saved")
     print("| model | prediction, images/s (batch 500) | Grad-CAM, images/s |\n|---|---|---|")

@@ -53,7 +53,12 @@ TRAINERS = (AIRBENCH, OURS, OURS_AIRBENCH_NET)
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # what the kernels can use
 # Caps that make an AVX-512 CPU run as an AVX2 one: oneDNN (TensorFlow's and PyTorch's), PyTorch's own kernels,
 # MKL (PyTorch's matrix products), XLA; each variable, and what its value holds when it caps
-ISA_CAPS = {"ONEDNN_MAX_CPU_ISA": "", "ATEN_CPU_CAPABILITY": "", "MKL_ENABLE_INSTRUCTIONS": "", "XLA_FLAGS": "--xla_cpu_max_isa"}
+ISA_CAPS = {
+    "ONEDNN_MAX_CPU_ISA": "",
+    "ATEN_CPU_CAPABILITY": "",
+    "MKL_ENABLE_INSTRUCTIONS": "",
+    "XLA_FLAGS": "--xla_cpu_max_isa",
+}
 MATMUL_SIZE = 4096
 
 
@@ -126,14 +131,19 @@ class KerasTrainer:
     def train_epoch(self):
         epoch = self.epochs_done
         batches = Batches(self.x_train, self.y_train, self.params["batch_size"], self.params["seed"], epoch)
-        self.trainer.fit(batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, callbacks=self.callbacks, verbose=0)
+        self.trainer.fit(
+            batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, callbacks=self.callbacks, verbose=0
+        )
         self.epochs_done += 1
         return len(batches) * batches.batch_size
 
     def accuracy(self, split):
         images, labels = self.splits[split]
         views = tta.predict_views(self.trainer.layers[-1], images, self.tta)
-        return {"none": float((views[0].argmax(1) == labels).mean()), "tta": float((tta.average(views).argmax(1) == labels).mean())}
+        return {
+            "none": float((views[0].argmax(1) == labels).mean()),
+            "tta": float((tta.average(views).argmax(1) == labels).mean()),
+        }
 
 
 def matmul_flops(bfloat16, size=MATMUL_SIZE, repeats=4):
@@ -174,14 +184,22 @@ def race(trainers, max_epochs, budget_s, bfloat16):
             before, cpu_before = time.perf_counter(), time.process_time()
             images = trainer.train_epoch()
             seconds, cpu_seconds = time.perf_counter() - before, time.process_time() - cpu_before
-            epoch = {"seconds": seconds, "cpu_seconds": cpu_seconds, "images": images, "val": trainer.accuracy("val"), "test": trainer.accuracy("test")}
+            epoch = {
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "images": images,
+                "val": trainer.accuracy("val"),
+                "test": trainer.accuracy("test"),
+            }
             history[name].append(epoch)
             print(epoch_line(name, len(history[name]), math.ceil(trainer.epochs), history[name]), flush=True)
 
 
 def epoch_line(name, number, epochs, history):
     epoch = history[-1]
-    scores = " | ".join(f"{split} {epoch[split]['none']:.4f}, tta {epoch[split]['tta']:.4f}" for split in ("val", "test"))
+    scores = " | ".join(
+        f"{split} {epoch[split]['none']:.4f}, tta {epoch[split]['tta']:.4f}" for split in ("val", "test")
+    )
     so_far = sum(e["seconds"] for e in history)
     return (
         f"{name} epoch {number}/{epochs}: {epoch['seconds']:.1f} s training ({so_far:.1f} s so far; process CPU time "
@@ -191,7 +209,10 @@ def epoch_line(name, number, epochs, history):
 
 def summary(history, flops, peak, machine, dtype_policy, finished):
     """The closing block: machine and precision, then each ratio, or why it was not measured."""
-    lines = [f"machine: {machine}", f"precision: {dtype_policy} for our trainers, {'bfloat16 autocast' if 'bfloat16' in dtype_policy else 'float32'} for airbench94"]
+    lines = [
+        f"machine: {machine}",
+        f"precision: {dtype_policy} for our trainers, {'bfloat16 autocast' if 'bfloat16' in dtype_policy else 'float32'} for airbench94",
+    ]
     ran = {name: epochs for name, epochs in history.items() if epochs}
     for name, epochs in ran.items():
         speed = images_per_second(epochs)
@@ -201,7 +222,11 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
             f"{speed * flops[name] / 1e9:.1f} GFLOP/s ({flops[name] / 1e6:.0f} MFLOP per training image)"
         )
     best_name, best = max(peak.items(), key=lambda item: item[1])
-    lines.append("matrix product, median over the rounds: " + ", ".join(f"{name} {value / 1e9:.1f} GFLOP/s" for name, value in peak.items()) + f" ({MATMUL_SIZE}², {dtype_policy})")
+    lines.append(
+        "matrix product, median over the rounds: "
+        + ", ".join(f"{name} {value / 1e9:.1f} GFLOP/s" for name, value in peak.items())
+        + f" ({MATMUL_SIZE}², {dtype_policy})"
+    )
 
     if AIRBENCH in ran and OURS in ran and finished[AIRBENCH]:
         target, reference = ran[AIRBENCH][-1]["test"]["tta"], sum(e["seconds"] for e in ran[AIRBENCH])
@@ -210,12 +235,18 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
             result = f"not reached: ours' best test tta {max(e['test']['tta'] for e in ran[OURS]):.4f} in {len(ran[OURS])} epochs ({sum(e['seconds'] for e in ran[OURS]):.1f} s)"
         else:
             result = f"{reached / reference:.2f} ({reached:.1f} s / {reference:.1f} s)"
-        lines.append(f"ratio 1, time to airbench94's test accuracy with TTA {target:.4f}, ours / airbench94 (goal ≤ 1.0): {result}")
+        lines.append(
+            f"ratio 1, time to airbench94's test accuracy with TTA {target:.4f}, ours / airbench94 (goal ≤ 1.0): {result}"
+        )
     else:
-        lines.append("ratio 1, time to accuracy: not measured (needs airbench94's full 9.9 epochs and ours in the race)")
+        lines.append(
+            "ratio 1, time to accuracy: not measured (needs airbench94's full 9.9 epochs and ours in the race)"
+        )
     if AIRBENCH in ran and OURS_AIRBENCH_NET in ran:
         ratio = images_per_second(ran[OURS_AIRBENCH_NET]) / images_per_second(ran[AIRBENCH])
-        by_cpu = images_per_second(ran[OURS_AIRBENCH_NET], "cpu_seconds") / images_per_second(ran[AIRBENCH], "cpu_seconds")
+        by_cpu = images_per_second(ran[OURS_AIRBENCH_NET], "cpu_seconds") / images_per_second(
+            ran[AIRBENCH], "cpu_seconds"
+        )
         lines.append(
             f"ratio 2, training throughput on airbench94's network, ours_airbench_net / airbench94 (goal ≥ 1.0): {ratio:.2f} "
             f"(per second of process CPU time: {by_cpu:.2f})"
@@ -224,32 +255,46 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
         lines.append("ratio 2, throughput: not measured (needs airbench94 and ours_airbench_net in the race)")
     for name, epochs in ran.items():
         achieved = images_per_second(epochs) * flops[name]
-        lines.append(f"ratio 3, training FLOP/s of {name} / {best_name}'s matrix product (goal ≥ 0.7): {achieved / best:.2f}")
+        lines.append(
+            f"ratio 3, training FLOP/s of {name} / {best_name}'s matrix product (goal ≥ 0.7): {achieved / best:.2f}"
+        )
     return lines
 
 
 def machine_line():
     """The CPU and its flags, and any cap on the instructions the libraries may use (ISA_CAPS)."""
     flags = precision.cpu_flags()
-    caps = [f"{name}={os.environ[name]}" for name, mark in ISA_CAPS.items() if name in os.environ and mark in os.environ[name]]
+    caps = [
+        f"{name}={os.environ[name]}"
+        for name, mark in ISA_CAPS.items()
+        if name in os.environ and mark in os.environ[name]
+    ]
     line = f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
     return line + (f"; instructions capped: {' '.join(caps)}" if caps else "")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs of each (their schedules stay full length)")
+    parser.add_argument(
+        "--epochs", type=int, default=1000, help="at most this many epochs of each (their schedules stay full length)"
+    )
     parser.add_argument("--budget-minutes", type=float, default=math.inf, help="start no epoch after this many minutes")
     parser.add_argument("--only", nargs="+", choices=TRAINERS, default=list(TRAINERS))
     parser.add_argument("--float32", action="store_true", help="float32 for all, even where bfloat16 is native")
     parser.add_argument("--data", default="data/prepared/rgb.npz")
-    parser.add_argument("--seed", type=int, help="seed of every trainer (default: airbench94's 0, params.yaml's for ours)")
-    parser.add_argument("--ours-epochs", type=int, help="ours on a schedule this many epochs long (default: params.yaml's)")
+    parser.add_argument(
+        "--seed", type=int, help="seed of every trainer (default: airbench94's 0, params.yaml's for ours)"
+    )
+    parser.add_argument(
+        "--ours-epochs", type=int, help="ours on a schedule this many epochs long (default: params.yaml's)"
+    )
     args = parser.parse_args()
     try:
         import torch
     except ModuleNotFoundError:
-        raise SystemExit("bench.race needs PyTorch, which requirements.txt leaves out: pip install torch==2.13.0") from None
+        raise SystemExit(
+            "bench.race needs PyTorch, which requirements.txt leaves out: pip install torch==2.13.0"
+        ) from None
     import keras
     import tensorflow as tf
 
@@ -259,13 +304,25 @@ def main():
     data = load_arrays(args.data)
     params = recipes(dtype_policy, args.seed, args.ours_epochs)
     machine = machine_line()
-    print(f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {dtype_policy}", flush=True)
+    print(
+        f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {dtype_policy}",
+        flush=True,
+    )
     trainers = {}
     for name in args.only:
-        trainers[name] = Airbench94(data, bfloat16="bfloat16" in dtype_policy, seed=args.seed or 0) if name == AIRBENCH else KerasTrainer(params[name], data)
+        trainers[name] = (
+            Airbench94(data, bfloat16="bfloat16" in dtype_policy, seed=args.seed or 0)
+            if name == AIRBENCH
+            else KerasTrainer(params[name], data)
+        )
         trainers[name].warm_up()
     history, products = race(trainers, args.epochs, args.budget_minutes * 60, "bfloat16" in dtype_policy)
-    flops = {name: training_flops(models.build(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])) for name in trainers}
+    flops = {
+        name: training_flops(
+            models.build(params[OURS_AIRBENCH_NET if name == AIRBENCH else name], data["x_train"].shape[1:])
+        )
+        for name in trainers
+    }
     peak = {framework: float(np.median([round_[framework] for round_ in products])) for framework in products[0]}
     finished = {name: trainer.done for name, trainer in trainers.items()}
     print("\n" + "\n".join(summary(history, flops, peak, machine, dtype_policy, finished)))

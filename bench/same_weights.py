@@ -53,9 +53,21 @@ np.savez(out, *model.get_weights())
 
 
 def trained_weights(tree, args, out):
-    command = [sys.executable, "-c", TRAIN, args.variant, args.precision, str(args.epochs), str(args.images), str(ROOT / "data/prepared"), str(out)]
+    command = [
+        sys.executable,
+        "-c",
+        TRAIN,
+        args.variant,
+        args.precision,
+        str(args.epochs),
+        str(args.images),
+        str(ROOT / "data/prepared"),
+        str(out),
+    ]
     # one TensorFlow op at a time, as cifarcam now sets it: older revisions let ops run side by side, not reproducibly
-    subprocess.run(command, cwd=tree, env=os.environ | {"PYTHONPATH": str(tree), "TF_NUM_INTEROP_THREADS": "1"}, check=True)
+    subprocess.run(
+        command, cwd=tree, env=os.environ | {"PYTHONPATH": str(tree), "TF_NUM_INTEROP_THREADS": "1"}, check=True
+    )
     return np.load(out)
 
 
@@ -74,8 +86,14 @@ def main():
         ours = trained_weights(ROOT, args, Path(scratch) / "ours.npz")
         theirs = trained_weights(other, args, Path(scratch) / "theirs.npz")
         differing = [name for name in ours.files if not np.array_equal(ours[name], theirs[name])]
-    print(f"{len(ours.files)} weight arrays after {args.epochs} epochs of {args.images} {args.variant} images ({args.precision}):")
-    print("identical, bit for bit" if not differing else f"{len(differing)} differ (largest difference {max(float(np.abs(ours[n] - theirs[n]).max()) for n in differing):.3g})")
+    print(
+        f"{len(ours.files)} weight arrays after {args.epochs} epochs of {args.images} {args.variant} images ({args.precision}):"
+    )
+    print(
+        "identical, bit for bit"
+        if not differing
+        else f"{len(differing)} differ (largest difference {max(float(np.abs(ours[n] - theirs[n]).max()) for n in differing):.3g})"
+    )
 
 
 if __name__ == "__main__":

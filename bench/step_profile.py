@@ -69,7 +69,10 @@ def step_parts(params, repeats):
         return tape.gradient(loss, network.trainable_variables)
 
     parts = {"augmentation": augmentation, "forward + loss": forward, "forward + backward": forward_backward}
-    seconds = {name: fastest(lambda f=function: tf.nest.map_structure(lambda t: t.numpy(), f()), repeats) for name, function in parts.items()}
+    seconds = {
+        name: fastest(lambda f=function: tf.nest.map_structure(lambda t: t.numpy(), f()), repeats)
+        for name, function in parts.items()
+    }
     seconds["train_on_batch (all)"] = fastest(lambda: trainer.train_on_batch(images, labels), repeats)
     added = recipe.callbacks(params, trainer, batch)
     for freeze in [callback for callback in added if isinstance(callback, recipe.FreezeWhiteningBias)]:  # none: kept
@@ -94,8 +97,16 @@ def tensorflow_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
     dy = tf.nn.conv2d(x, w, 1, padding)
     strides = [1, 1, 1, 1]
     forward = tf.function(lambda: tf.nn.conv2d(x, w, 1, padding))
-    input_gradient = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(input_sizes=x.shape, filter=w, out_backprop=dy, strides=strides, padding=padding))
-    kernel_gradient = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=w.shape, out_backprop=dy, strides=strides, padding=padding))
+    input_gradient = tf.function(
+        lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=x.shape, filter=w, out_backprop=dy, strides=strides, padding=padding
+        )
+    )
+    kernel_gradient = tf.function(
+        lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=w.shape, out_backprop=dy, strides=strides, padding=padding
+        )
+    )
     return [fastest(lambda f=f: f().numpy(), repeats) for f in (forward, input_gradient, kernel_gradient)]
 
 
@@ -142,14 +153,19 @@ def torch_convolution(batch, shape, kernel_shape, padding, dtype, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=("resnet", "airbench"), default=None, help="airbench: the RGB recipe with airbench94's")
+    parser.add_argument(
+        "--arch", choices=("resnet", "airbench"), default=None, help="airbench: the RGB recipe with airbench94's"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     dtype_policy = precision.resolve("auto")
     race_recipes = recipes(dtype_policy)
     params = race_recipes["ours_airbench_net" if args.arch == "airbench" else "ours"]
     batch = params["batch_size"]
-    print(f"machine: {precision.machine_summary()}; {params['arch']} {params['widths']}, batch {batch}, {dtype_policy}", flush=True)
+    print(
+        f"machine: {precision.machine_summary()}; {params['arch']} {params['widths']}, batch {batch}, {dtype_policy}",
+        flush=True,
+    )
     seconds, network = step_parts(params, args.repeats)
     print("\n| part of the step | ms per step | share of train_on_batch |\n|---|---|---|")
     for name, value in seconds.items():
@@ -160,22 +176,43 @@ def main():
         torch = None
     bfloat16 = "bfloat16" in dtype_policy
     tf_dtype = tf.bfloat16 if bfloat16 else tf.float32
-    print("\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch |\n|---|---|---|---|---|---|")
+    print(
+        "\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch |\n|---|---|---|---|---|---|"
+    )
     totals, fastest_kernels = np.zeros((2, 3)), {}
     for name, shape, kernel_shape, padding in convolutions(network):
         ours = tensorflow_convolution(batch, shape, kernel_shape, padding, tf_dtype, args.repeats)
-        theirs = torch_convolution(batch, shape, kernel_shape, padding, torch.bfloat16 if bfloat16 else torch.float32, args.repeats) if torch else [np.nan] * 3
+        theirs = (
+            torch_convolution(
+                batch, shape, kernel_shape, padding, torch.bfloat16 if bfloat16 else torch.float32, args.repeats
+            )
+            if torch
+            else [np.nan] * 3
+        )
         totals += [ours, theirs]
         fastest_kernels[name] = np.fmin(ours, theirs)
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
-        print(f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))} |", flush=True)
-    print(f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals, strict=True))} |")
-    print("\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|")
+        print(
+            f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))} |",
+            flush=True,
+        )
+    print(
+        f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals, strict=True))} |"
+    )
+    print(
+        "\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|"
+    )
     for name, shape, kernel_shape, padding in convolutions(network):
         if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:
-            (keras_kernel, keras_all), (fused_kernel, fused_all) = (layer_gradients(c, batch, shape, kernel_shape, tf_dtype, args.repeats) for c in (keras.layers.Conv2D, fused.Conv2D))
+            (keras_kernel, keras_all), (fused_kernel, fused_all) = (
+                layer_gradients(c, batch, shape, kernel_shape, tf_dtype, args.repeats)
+                for c in (keras.layers.Conv2D, fused.Conv2D)
+            )
             fastest_kernels[name][2] = min(fastest_kernels[name][2], fused_kernel)
-            print(f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |", flush=True)
+            print(
+                f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |",
+                flush=True,
+            )
     if torch:
         steps = {name: value for name, value in seconds.items() if name.startswith("train_on_batch")}
         print_ceiling(fastest_kernels, batch * training_flops(network), steps, bfloat16)
@@ -192,7 +229,9 @@ def print_ceiling(fastest_kernels, step_flops, steps, bfloat16):
     ceiling_seconds = sum(sum(times) for times in fastest_kernels.values())
     print(f"\nmatrix product: {', '.join(f'{name} {value / 1e9:.0f} GFLOP/s' for name, value in products.items())}")
     for name, step_seconds in steps.items():
-        print(f"{name}: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product")
+        print(
+            f"{name}: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product"
+        )
     print(
         f"ceiling, every convolution at its fastest kernel above and nothing else: {ceiling_seconds * 1e3:.0f} ms, "
         f"{step_flops / ceiling_seconds / 1e9:.0f} GFLOP/s, {step_flops / ceiling_seconds / best:.2f} of {best_name}'s matrix product"

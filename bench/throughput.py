@@ -43,7 +43,14 @@ def recipes(params, overrides):
     for variant, channels in (("gray", 1), ("rgb", 3)):
         section = params[f"train_{variant}"] | {key: value for key, value in overrides.items() if value is not None}
         yield f"{variant}: {section['arch']} {section['widths']}", section, channels
-        study = section | {"arch": f"study_{variant}_cnn", "widths": None, "optimizer": "adamw", "weight_decay": 0, "weight_decay_mode": "decoupled", "schedule": "constant"}
+        study = section | {
+            "arch": f"study_{variant}_cnn",
+            "widths": None,
+            "optimizer": "adamw",
+            "weight_decay": 0,
+            "weight_decay_mode": "decoupled",
+            "schedule": "constant",
+        }
         yield f"{variant}: study_{variant}_cnn (reference)", study, channels
 
 
@@ -57,8 +64,16 @@ def main():
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     args = parser.parse_args()
     params = {f"train_{variant}": configured_recipe(variant) for variant in ("gray", "rgb")}
-    overrides = {"batch_size": args.batch_size, "precision": args.precision, "activation": args.activation, "arch": args.arch}
-    rows = [(name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla)) for name, section, channels in recipes(params, overrides)]
+    overrides = {
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "activation": args.activation,
+        "arch": args.arch,
+    }
+    rows = [
+        (name, images_per_second(copy.deepcopy(section), channels, args.steps, args.xla))
+        for name, section, channels in recipes(params, overrides)
+    ]
     print(f"\nmachine: {precision.machine_summary()}; XLA forced on: {args.xla}")
     print("| recipe | images/s | s per epoch of 40,000 |\n|---|---|---|")
     for name, speed in rows:

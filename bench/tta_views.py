@@ -7,7 +7,6 @@ their mirrors; the probabilities are averaged over the views, as `cifarcam.tta` 
 one no recipe choice looked at, so picking a TTA here does not bias the test figures.
 """
 
-
 from cifarcam.data import prepare
 from cifarcam.study import tta
 from cifarcam.training import models
@@ -35,7 +34,11 @@ def main():
         cache = {}
         for name, shifts in SHIFTS.items():
             for mirrored in (False, True):
-                keys = [(rows, columns, flip) for rows, columns in shifts for flip in ((False, True) if mirrored else (False,))]
+                keys = [
+                    (rows, columns, flip)
+                    for rows, columns in shifts
+                    for flip in ((False, True) if mirrored else (False,))
+                ]
                 for key in keys:
                     if key not in cache:
                         cache[key] = model.predict(view(arrays["x_val"], *key), batch_size=500, verbose=0)
@@ -43,7 +46,9 @@ def main():
                 scores[name, mirrored, variant] = (probabilities.argmax(axis=1) == arrays["y_val"]).mean()
     for name in SHIFTS:
         for mirrored in (False, True):
-            print(f"| {name} | {mirrored} | {len(SHIFTS[name]) * (1 + mirrored)} | {scores[name, mirrored, 'gray']:.2%} | {scores[name, mirrored, 'rgb']:.2%} |")
+            print(
+                f"| {name} | {mirrored} | {len(SHIFTS[name]) * (1 + mirrored)} | {scores[name, mirrored, 'gray']:.2%} | {scores[name, mirrored, 'rgb']:.2%} |"
+            )
 
 
 if __name__ == "__main__":

@@ -9,12 +9,22 @@ import sys
 from cifarcam.core.errors import run_stage
 
 COMMANDS = {
-    "predict": ("cifarcam.explain.predict", "classify your own images with a trained model and draw its class activation maps"),
-    "sweep": ("cifarcam.scale.sweep", "run a -S grid of `dvc exp run` experiments as a Slurm array job, and gather them"),
+    "predict": (
+        "cifarcam.explain.predict",
+        "classify your own images with a trained model and draw its class activation maps",
+    ),
+    "sweep": (
+        "cifarcam.scale.sweep",
+        "run a -S grid of `dvc exp run` experiments as a Slurm array job, and gather them",
+    ),
 }
-USAGE = "usage: cifarcam {" + ",".join(COMMANDS) + "} [-h] ...\n\n" + "\n".join(
-    f"  {name:<9}{summary}" for name, (_, summary) in COMMANDS.items()
-) + "\n\n`cifarcam <command> --help` gives each command's options; `dvc repro` runs the pipeline."
+USAGE = (
+    "usage: cifarcam {"
+    + ",".join(COMMANDS)
+    + "} [-h] ...\n\n"
+    + "\n".join(f"  {name:<9}{summary}" for name, (_, summary) in COMMANDS.items())
+    + "\n\n`cifarcam <command> --help` gives each command's options; `dvc repro` runs the pipeline."
+)
 
 
 def main(argv=None):

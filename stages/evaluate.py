@@ -56,11 +56,17 @@ def main():
             "reliability": reliability,
             "confusion_shares": metrics.confusion_shares(truth, predicted, classes).tolist(),
         }
-        confusions[variant] = pd.DataFrame({"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]})
-        print(f"{variant}: accuracy {scores[variant]['accuracy']:.4f} ({low:.4f}–{high:.4f}), "
-              f"weighted F1 {scores[variant]['f1']:.4f}, ECE {scores[variant]['calibration']['ece']:.4f}")
+        confusions[variant] = pd.DataFrame(
+            {"actual": np.array(classes)[truth], "predicted": np.array(classes)[predicted]}
+        )
+        print(
+            f"{variant}: accuracy {scores[variant]['accuracy']:.4f} ({low:.4f}–{high:.4f}), "
+            f"weighted F1 {scores[variant]['f1']:.4f}, ECE {scores[variant]['calibration']['ece']:.4f}"
+        )
     scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
-    print(f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = {scores['rgb_vs_gray']['mcnemar_p']:.3g}")
+    print(
+        f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = {scores['rgb_vs_gray']['mcnemar_p']:.3g}"
+    )
     write_reports(scores, details, confusions, classes, model_labels(recipes()))
 
 
@@ -90,11 +96,19 @@ def write_reports(scores, details, confusions, classes, labels):
 
 def write_figures(details, classes, labels, folder):
     accuracies = {labels[v]: [details[v]["per_class"][name]["recall"] for name in classes] for v in VARIANTS}
-    plots.class_accuracy(accuracies, classes, folder / "class_accuracy.png", "Test accuracy per class, and what colour adds")
+    plots.class_accuracy(
+        accuracies, classes, folder / "class_accuracy.png", "Test accuracy per class, and what colour adds"
+    )
     for variant in VARIANTS:
-        plots.reliability(details[variant]["reliability"], folder / f"{variant}_reliability.png", f"Reliability, {labels[variant]}")
-        plots.confusion(np.array(details[variant]["confusion_shares"]), classes, folder / f"{variant}_confusion.png",
-                        f"Confusion matrix, {labels[variant]} (rows sum to 1)")
+        plots.reliability(
+            details[variant]["reliability"], folder / f"{variant}_reliability.png", f"Reliability, {labels[variant]}"
+        )
+        plots.confusion(
+            np.array(details[variant]["confusion_shares"]),
+            classes,
+            folder / f"{variant}_confusion.png",
+            f"Confusion matrix, {labels[variant]} (rows sum to 1)",
+        )
 
 
 if __name__ == "__main__":

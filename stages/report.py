@@ -21,7 +21,9 @@ def main():
     for _, images in report.figures(labels):
         for path, _ in images:
             if not (REPORTS / path).is_file():
-                raise PipelineError(f"{REPORTS / path} not found: run the evaluate and gradcam stages first (dvc repro)")
+                raise PipelineError(
+                    f"{REPORTS / path} not found: run the evaluate and gradcam stages first (dvc repro)"
+                )
     with atomic_output(REPORTS / "README.md") as path:
         path.write_text(report.write_up(metrics, evaluation, labels))
     print(f"write-up -> {REPORTS / 'README.md'}")
@@ -33,7 +35,9 @@ def read_json(path):
     except FileNotFoundError:
         raise PipelineError(f"{path} not found: run the evaluate stage first (dvc repro)") from None
     except json.JSONDecodeError as error:
-        raise PipelineError(f"{path} is not valid JSON ({error}): rerun the evaluate stage (dvc repro --force evaluate)") from None
+        raise PipelineError(
+            f"{path} is not valid JSON ({error}): rerun the evaluate stage (dvc repro --force evaluate)"
+        ) from None
 
 
 if __name__ == "__main__":

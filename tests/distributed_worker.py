@@ -20,15 +20,21 @@ from test_train import PARAMS, tiny_data  # noqa: E402
 from cifarcam.scale import distributed  # noqa: E402
 from cifarcam.training.train import train  # noqa: E402
 
-if os.environ.get("TEST_LOGICAL_CPUS"):  # TensorFlow: split the CPU into devices, as XLA's host device count does for JAX
+if os.environ.get(
+    "TEST_LOGICAL_CPUS"
+):  # TensorFlow: split the CPU into devices, as XLA's host device count does for JAX
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(os.environ["TEST_LOGICAL_CPUS"]))
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * int(os.environ["TEST_LOGICAL_CPUS"])
+    )
 
 folder, epochs = Path(sys.argv[1]), int(sys.argv[2])
 checkpoints = Path(sys.argv[3]) if len(sys.argv) > 3 else folder / "checkpoint"
-params = PARAMS | {"epochs": epochs, "batch_size": 20, "patience": None} | json.loads(os.environ.get("TEST_PARAMS", "{}"))
+params = (
+    PARAMS | {"epochs": epochs, "batch_size": 20, "patience": None} | json.loads(os.environ.get("TEST_PARAMS", "{}"))
+)
 place = distributed.start(params["batch_size"])
 pid = place.process_id
 data = tiny_data(per_class=12)
@@ -38,4 +44,6 @@ with place.output(folder / f"model-{pid}.keras") as partial:
 np.savez(folder / f"weights-{pid}.npz", *model.get_weights())
 fed = place.shard(np.arange(len(data["x_train"])))[0].tolist()
 history = json.loads((checkpoints / "state.json").read_text())["history"]
-(folder / f"run-{pid}.json").write_text(json.dumps({"place": [pid, place.process_count, place.device_count], "fed": fed, "history": history}))
+(folder / f"run-{pid}.json").write_text(
+    json.dumps({"place": [pid, place.process_count, place.device_count], "fed": fed, "history": history})
+)

@@ -110,7 +110,13 @@ def test_the_layer_survives_saving_and_loading_with_its_step_count(tmp_path):
     layer(numbered_images(), training=True)
     keras.Sequential([keras.Input((8, 8, 3)), layer]).save(tmp_path / "augment.keras")
     loaded = keras.models.load_model(tmp_path / "augment.keras").layers[0]
-    assert (loaded.flip, loaded.translate, loaded.cutout, loaded.steps_per_epoch, loaded.seed) == ("alternate", 3, 2, 5, 9)
+    assert (loaded.flip, loaded.translate, loaded.cutout, loaded.steps_per_epoch, loaded.seed) == (
+        "alternate",
+        3,
+        2,
+        5,
+        9,
+    )
     assert int(keras.ops.convert_to_numpy(loaded.steps_done.value)) == 1  # a resumed run stays on its epoch's side
 
 

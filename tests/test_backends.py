@@ -71,7 +71,9 @@ JAX_EVALUATES = textwrap.dedent(
 def without_tensorflow(folder):
     """A folder for PYTHONPATH in which `import tensorflow` fails, as on the GPU machine (JAX only)."""
     (folder / "tensorflow").mkdir(parents=True, exist_ok=True)
-    (folder / "tensorflow" / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine (blocked by the test)')\n")
+    (folder / "tensorflow" / "__init__.py").write_text(
+        "raise ImportError('no TensorFlow on this machine (blocked by the test)')\n"
+    )
     return folder
 
 
@@ -137,8 +139,12 @@ def test_a_model_trained_under_tensorflow_evaluates_and_explains_the_same_under_
 
 
 def test_the_whole_pipeline_runs_under_jax_without_tensorflow(tmp_path):
-    project = Project.create(tmp_path / "repo", **tiny_params(make_image_folder_archive(tmp_path / "cifar10-tiny.tar.gz")))
-    pythonpath = os.pathsep.join(filter(None, [str(without_tensorflow(tmp_path / "blocked")), os.environ.get("PYTHONPATH")]))
+    project = Project.create(
+        tmp_path / "repo", **tiny_params(make_image_folder_archive(tmp_path / "cifar10-tiny.tar.gz"))
+    )
+    pythonpath = os.pathsep.join(
+        filter(None, [str(without_tensorflow(tmp_path / "blocked")), os.environ.get("PYTHONPATH")])
+    )
     project.env |= {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
     assert "ImportError" in project.run(sys.executable, "-c", "import tensorflow", check=False).stderr
     result = project.repro()
@@ -148,5 +154,11 @@ def test_the_whole_pipeline_runs_under_jax_without_tensorflow(tmp_path):
         assert 0 <= metrics[variant]["accuracy"] <= 1 and metrics[variant]["cam"]["images"] > 0
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
     cv2.imwrite(str(project.path / "photo.png"), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
-    explained = project.run(sys.executable, "-m", "cifarcam.predict", "photo.png", "--model", "models/rgb.keras", "--out", "out")
-    assert explained.stdout.startswith("photo.png: ") and cv2.imread(str(project.path / "out/photo_cam.png")).shape == (48, 64, 3)
+    explained = project.run(
+        sys.executable, "-m", "cifarcam.predict", "photo.png", "--model", "models/rgb.keras", "--out", "out"
+    )
+    assert explained.stdout.startswith("photo.png: ") and cv2.imread(str(project.path / "out/photo_cam.png")).shape == (
+        48,
+        64,
+        3,
+    )

@@ -48,7 +48,9 @@ def test_without_a_seed_every_image_comes_once_in_order():
 
 
 def test_a_batch_larger_than_the_data_is_refused_with_the_fix():
-    with pytest.raises(PipelineError, match="batch_size 64 is larger than the 40 training images: lower batch_size in params.yaml"):
+    with pytest.raises(
+        PipelineError, match="batch_size 64 is larger than the 40 training images: lower batch_size in params.yaml"
+    ):
         batches.steps_per_epoch(40, 64)
 
 

@@ -78,7 +78,9 @@ def test_gradcam_plus_plus_is_batched_in_range_and_differs_from_gradcam():
     model, batch = cam_model(), images(3)
     classes = np.array([2, 5, 8])
     plus = cam.class_activation_maps(model, batch, classes, method="gradcam++")
-    singles = np.concatenate([cam.class_activation_maps(model, batch[i : i + 1], classes[i : i + 1], "gradcam++") for i in range(3)])
+    singles = np.concatenate(
+        [cam.class_activation_maps(model, batch[i : i + 1], classes[i : i + 1], "gradcam++") for i in range(3)]
+    )
     assert np.allclose(plus, singles, atol=1e-6)
     assert plus.min() >= 0 and plus.max() <= 1 and np.isfinite(plus).all()
     assert not np.allclose(plus, cam.class_activation_maps(model, batch, classes), atol=1e-3)

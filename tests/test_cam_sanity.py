@@ -56,7 +56,9 @@ def test_maps_depend_on_the_learned_weights(trained):
     """Model-parameter randomization (Adebayo et al. 2018): re-initialised weights give unrelated maps."""
     images, labels, _ = planted_patch_data(50, seed=2)
     maps = cam.class_activation_maps(trained, images, labels)
-    noisy = cam.class_activation_maps(trained, images + np.random.default_rng(3).normal(0, 0.01, images.shape).astype("float32"), labels)
+    noisy = cam.class_activation_maps(
+        trained, images + np.random.default_rng(3).normal(0, 0.01, images.shape).astype("float32"), labels
+    )
     randomized = small_cnn(seed=1)
     random_maps = cam.class_activation_maps(randomized, images, labels)
 

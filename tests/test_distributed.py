@@ -33,14 +33,20 @@ def test_an_unknown_distribution_and_the_tensorflow_backend_are_refused_in_one_l
     with pytest.raises(PipelineError, match="not a distribution: set it to data_parallel"):
         distributed.start(256)
     monkeypatch.setenv("CIFARCAM_DISTRIBUTE", "data_parallel")
-    with pytest.raises(PipelineError, match="needs KERAS_BACKEND=jax: Keras's distribution API does not support TensorFlow"):
+    with pytest.raises(
+        PipelineError, match="needs KERAS_BACKEND=jax: Keras's distribution API does not support TensorFlow"
+    ):
         distributed.start(256)  # the tests' backend is TensorFlow (conftest.py)
 
 
 def run_worker(folder, epochs, env, *extra):
     return subprocess.run(
         [sys.executable, WORKER, folder, str(epochs), *map(str, extra)],
-        cwd=ROOT, env=os.environ | JAX | env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=os.environ | JAX | env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -50,10 +56,18 @@ def read_run(folder, pid=0):
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
     script = "from cifarcam.scale import distributed; distributed.start(15)"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                            env=os.environ | JAX | TWO_DEVICES | {"CIFARCAM_DISTRIBUTE": "data_parallel"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ | JAX | TWO_DEVICES | {"CIFARCAM_DISTRIBUTE": "data_parallel"},
+    )
     assert result.returncode != 0
-    assert "batch_size 15 does not split over 2 devices: set train.batch_size in params.yaml to a multiple of 2" in result.stderr
+    assert (
+        "batch_size 15 does not split over 2 devices: set train.batch_size in params.yaml to a multiple of 2"
+        in result.stderr
+    )
 
 
 @pytest.mark.slow
@@ -72,7 +86,9 @@ def test_two_devices_in_one_process_train_as_one_device_does(tmp_path):
 
 
 # the default's recipe, small: its whitening bias stops after the first epoch and leaves TensorFlow's step
-AIRBENCH = {key: DEFAULT[key] for key in SMALL_RESNET if key not in ("epochs", "batch_size", "precision", "patience", "seed")}
+AIRBENCH = {
+    key: DEFAULT[key] for key in SMALL_RESNET if key not in ("epochs", "batch_size", "precision", "patience", "seed")
+}
 AIRBENCH |= {"widths": [8, 8, 8], "whiten_bias_epochs": 1}
 
 
@@ -94,15 +110,30 @@ def start_processes(folder, epochs, port, checkpoints=()):
     """Two workers on localhost, process i pinned to core i, joined through JAX's runtime (gloo collectives)."""
     processes = []
     for pid in (0, 1):
-        env = os.environ | JAX | {
-            "CIFARCAM_DISTRIBUTE": "data_parallel",
-            "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}",
-            "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-            "KERAS_DISTRIBUTION_PROCESS_ID": str(pid),
-        }
-        command = ["taskset", "-c", str(pid % os.cpu_count()), sys.executable, WORKER, folder, str(epochs), *checkpoints[pid : pid + 1]]
+        env = (
+            os.environ
+            | JAX
+            | {
+                "CIFARCAM_DISTRIBUTE": "data_parallel",
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": str(pid),
+            }
+        )
+        command = [
+            "taskset",
+            "-c",
+            str(pid % os.cpu_count()),
+            sys.executable,
+            WORKER,
+            folder,
+            str(epochs),
+            *checkpoints[pid : pid + 1],
+        ]
         log = open(folder / f"log-{pid}.txt", "w")
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
     return processes
 
 
@@ -165,6 +196,8 @@ def test_processes_that_see_different_checkpoints_stop_with_one_line(tmp_path):
     for code, log in finish(start_processes(folder, 1, port=12441), folder):
         assert code == 0, log[-3000:]
     # process 1 looks in a folder of its own, as on a host that does not share process 0's storage
-    for code, log in finish(start_processes(folder, 1, port=12442, checkpoints=(folder / "checkpoint", tmp_path / "elsewhere")), folder):
+    for code, log in finish(
+        start_processes(folder, 1, port=12442, checkpoints=(folder / "checkpoint", tmp_path / "elsewhere")), folder
+    ):
         assert code != 0
         assert "the processes found checkpoints after epochs [1, 0]" in log and "storage every process shares" in log

@@ -18,7 +18,9 @@ def test_the_gallery_shows_the_surest_mistakes_first_in_rows():
     wrong = np.flatnonzero(shown.predicted != shown.truth)
     surest = wrong[np.argsort(-shown.probabilities[wrong].max(axis=1), kind="stable")][:6]
     captions = [caption for _, cells in rows for _, caption in cells]
-    expected = [f"{CLASSES[shown.truth[i]]} → {CLASSES[shown.predicted[i]]}, {shown.probabilities[i].max():.2f}" for i in surest]
+    expected = [
+        f"{CLASSES[shown.truth[i]]} → {CLASSES[shown.predicted[i]]}, {shown.probabilities[i].max():.2f}" for i in surest
+    ]
     assert captions == expected
     assert all(image.shape == (32, 32, 3) and image.dtype == np.uint8 for _, cells in rows for image, _ in cells)
 
@@ -33,7 +35,9 @@ def test_the_evaluation_figures_are_small_pngs(tmp_path):
     rng = np.random.default_rng(0)
     truth, predicted = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
     probabilities = rng.dirichlet(np.ones(10), 500)
-    plots.class_accuracy({"gray ResNet": rng.random(10), "RGB ResNet": rng.random(10)}, CLASSES, tmp_path / "a.png", "t")
+    plots.class_accuracy(
+        {"gray ResNet": rng.random(10), "RGB ResNet": rng.random(10)}, CLASSES, tmp_path / "a.png", "t"
+    )
     plots.reliability(calibration.reliability(truth, probabilities), tmp_path / "r.png", "t")
     plots.confusion(metrics.confusion_shares(truth, predicted, CLASSES), CLASSES, tmp_path / "c.png", "t")
     for name in ("a.png", "r.png", "c.png"):

@@ -93,7 +93,9 @@ def test_a_queued_grid_search_runs_and_the_best_experiment_can_be_kept(project):
 
     # Pick on the validation split, as a grid search should: the test set stays for the final figures.
     best = min(names, key=validation.get)
-    table = project.dvc("exp", "show", "--csv", "--sort-by", f"{RGB_TRAINING}:best_val_loss", "--sort-order", "asc").stdout
+    table = project.dvc(
+        "exp", "show", "--csv", "--sort-by", f"{RGB_TRAINING}:best_val_loss", "--sort-order", "asc"
+    ).stdout
     ranked = [row["Experiment"] for row in csv.DictReader(io.StringIO(table)) if row["Experiment"] in names]
     assert ranked[0] == best
 
@@ -134,7 +136,9 @@ def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     assert re.search(r"params\.yaml\s+train_rgb\.epochs\s+1\s+2", table), table
 
     changed = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)[METRICS]
-    assert changed and all(key.startswith(("rgb.", "rgb_vs_gray.")) for key in changed), changed  # only changes, by default
+    assert changed and all(key.startswith(("rgb.", "rgb_vs_gray.")) for key in changed), (
+        changed
+    )  # only changes, by default
     everything = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--all", "--json").stdout)
     scores = everything[METRICS]
     for variant in ("gray", "rgb"):

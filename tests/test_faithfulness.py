@@ -10,7 +10,11 @@ def bright_corner_model():
     inputs = keras.Input((32, 32, 1))
     corner = keras.layers.Cropping2D(((0, 24), (0, 24)))(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(corner)
-    logits = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[-10.0, 10.0]]), bias_initializer=keras.initializers.Constant([5.0, -5.0]))(pooled)
+    logits = keras.layers.Dense(
+        2,
+        kernel_initializer=keras.initializers.Constant([[-10.0, 10.0]]),
+        bias_initializer=keras.initializers.Constant([5.0, -5.0]),
+    )(pooled)
     return keras.Model(inputs, keras.layers.Activation("softmax")(logits))
 
 

@@ -28,15 +28,22 @@ def test_the_fused_batch_normalization_trains_as_keras_does(policy, tolerance, s
     upstream = rng.normal(size=images.shape).astype(np.float32)
     keras.mixed_precision.set_global_policy(policy)
     try:
-        ours, theirs = (kind(momentum=0.6, scale=scale, epsilon=1e-12) for kind in (fused.BatchNormalization, keras.layers.BatchNormalization))
+        ours, theirs = (
+            kind(momentum=0.6, scale=scale, epsilon=1e-12)
+            for kind in (fused.BatchNormalization, keras.layers.BatchNormalization)
+        )
         for layer in (ours, theirs):
             layer.build(images.shape)
             layer.beta.assign(np.linspace(-1, 1, 16))
         ours_step, theirs_step = trained_step(ours, images, upstream), trained_step(theirs, images, upstream)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    for name, mine, keras_own in zip(("outputs", "input gradient", "shift gradient", "moving mean"), ours_step, theirs_step, strict=False):  # the moving variance: below
-        np.testing.assert_allclose(mine, keras_own, rtol=tolerance, atol=tolerance * np.abs(keras_own).max(), err_msg=name)
+    for name, mine, keras_own in zip(
+        ("outputs", "input gradient", "shift gradient", "moving mean"), ours_step, theirs_step, strict=False
+    ):  # the moving variance: below
+        np.testing.assert_allclose(
+            mine, keras_own, rtol=tolerance, atol=tolerance * np.abs(keras_own).max(), err_msg=name
+        )
     count = images.size // images.shape[-1]  # the fused kernel's moving variance takes the unbiased batch variance
     unbiased = theirs_step[4] + (1 - 0.6) * (count / (count - 1) - 1) * images.var(axis=(0, 1, 2))
     np.testing.assert_allclose(ours_step[4], unbiased, rtol=1e-4 if policy == "float32" else 1e-2)
@@ -53,7 +60,9 @@ def test_outside_training_the_fused_batch_normalization_is_keras_own():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours(images)), keras.ops.convert_to_numpy(theirs(images)))
 
 
-@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("bfloat16", 2**-8)])  # bfloat16: within half a unit of the last place
+@pytest.mark.parametrize(
+    "dtype, tolerance", [("float32", 1e-6), ("bfloat16", 2**-8)]
+)  # bfloat16: within half a unit of the last place
 def test_the_fused_gelu_and_its_gradient_are_the_exact_gelus_rounded_once(dtype, tolerance):
     import tensorflow as tf
 
@@ -84,7 +93,10 @@ def test_the_small_map_convolution_and_its_gradients_are_keras_convolutions(side
     rng = np.random.default_rng(3)
     images = tf.constant(rng.normal(size=(4, side, side, 5)).astype(np.float32))
     upstream = tf.constant(rng.normal(size=(4, side, side, 6)).astype(np.float32))
-    ours, theirs = fused.Conv2D(6, 3, padding="same", use_bias=False), keras.layers.Conv2D(6, 3, padding="same", use_bias=False)
+    ours, theirs = (
+        fused.Conv2D(6, 3, padding="same", use_bias=False),
+        keras.layers.Conv2D(6, 3, padding="same", use_bias=False),
+    )
     for layer in (ours, theirs):
         layer.build(images.shape)
     theirs.kernel.assign(ours.kernel)

@@ -39,7 +39,10 @@ BINARY = tar_bytes(
     mode="w",  # uncompressed, so that corruption reaches the records rather than the gzip checksum
 )
 PYTHON = tar_bytes(
-    {f"p/data_batch_{k}": python2_pickle({b"data": random_images(1, k).reshape(1, -1), b"labels": [k]}) for k in range(1, 6)}
+    {
+        f"p/data_batch_{k}": python2_pickle({b"data": random_images(1, k).reshape(1, -1), b"labels": [k]})
+        for k in range(1, 6)
+    }
     | {"p/test_batch": python2_pickle({b"data": random_images(1, 9).reshape(1, -1), b"labels": [1]})}
     | {"p/batches.meta": python2_pickle({b"label_names": [b"a", b"b"]})},
     mode="w",

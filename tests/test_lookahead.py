@@ -50,7 +50,10 @@ def test_training_ends_on_the_slow_copy_which_averages_the_fast_weights():
     lookahead = Lookahead(network, every=2, steps_per_epoch=STEPS_PER_EPOCH, epochs=EPOCHS)
     trainer.fit(x, y, batch_size=8, epochs=EPOCHS, callbacks=[lookahead], verbose=0)
     assert len(lookahead.variables) == len(network.variables) == 6  # BN's statistics too
-    assert all(np.array_equal(keras.ops.convert_to_numpy(v), s) for v, s in zip(lookahead.variables, lookahead.slow, strict=True))
+    assert all(
+        np.array_equal(keras.ops.convert_to_numpy(v), s)
+        for v, s in zip(lookahead.variables, lookahead.slow, strict=True)
+    )
     plain, plain_network, _, _ = tiny_trainer()
     plain.fit(x, y, batch_size=8, epochs=EPOCHS, verbose=0)
     assert not np.allclose(network.get_weights()[-2], plain_network.get_weights()[-2])

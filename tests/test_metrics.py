@@ -41,9 +41,17 @@ def test_the_results_table_is_in_the_studys_format():
 
 
 def test_the_results_table_adds_calibration_and_sets_the_chosen_rows_in_bold():
-    scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333, "calibration": {"ece": 0.1, "nll": 1.5, "brier": 0.7}}
+    scores = {
+        "accuracy": 0.5,
+        "precision": 0.25,
+        "recall": 0.5,
+        "f1": 0.3333,
+        "calibration": {"ece": 0.1, "nll": 1.5, "brier": 0.7},
+    }
     table = tables.results({"a": scores, "b": scores}, calibration=True, bold=["b"])
-    assert table[0].endswith("| F1 | ECE | NLL | Brier |") and table[2].endswith("| 33.33% | 0.1000 | 1.5000 | 0.7000 |")
+    assert table[0].endswith("| F1 | ECE | NLL | Brier |") and table[2].endswith(
+        "| 33.33% | 0.1000 | 1.5000 | 0.7000 |"
+    )
     assert table[3].startswith("| **b** | **50.00%** |")
 
 
@@ -56,5 +64,12 @@ def test_class_errors_and_confusion_shares_are_per_true_class():
 
 
 def test_markdown_table_shows_the_accuracy_interval_when_known():
-    scores = {"accuracy": 0.5, "precision": 0.25, "recall": 0.5, "f1": 0.3333, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6}
+    scores = {
+        "accuracy": 0.5,
+        "precision": 0.25,
+        "recall": 0.5,
+        "f1": 0.3333,
+        "accuracy_ci95_low": 0.4,
+        "accuracy_ci95_high": 0.6,
+    }
     assert tables.results({"gray ResNet": scores})[2].startswith("| gray ResNet | 50.00% (40.00%–60.00%) |")

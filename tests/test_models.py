@@ -35,7 +35,11 @@ def test_resnet_stages_pool_then_add_a_residual_branch_and_are_sized_by_params()
 @pytest.mark.parametrize("activation", choices.ACTIVATIONS)
 def test_the_resnet_uses_the_chosen_activation_after_every_batch_normalization(activation):
     model = build_network("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8], activation=activation)
-    after_bn = [model.layers[i + 1] for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.BatchNormalization)]
+    after_bn = [
+        model.layers[i + 1]
+        for i, layer in enumerate(model.layers)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(after_bn) == 7  # the stem, and a stage convolution and one residual convolution per stage
     assert {layer.activation.__name__ for layer in after_bn} == {activation}
 
@@ -46,7 +50,9 @@ def test_grad_cam_reads_a_mixed_precision_resnet():
         model = build_network("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    maps = cam.class_activation_maps(model, np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32"), np.array([1, 2]))
+    maps = cam.class_activation_maps(
+        model, np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32"), np.array([1, 2])
+    )
     assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
 
 
@@ -87,9 +93,15 @@ def test_a_missing_or_unreadable_model_is_one_line(tmp_path, content):
 
 
 def test_airbench_whitens_then_pools_three_groups_to_3x3_with_scale_free_bn_and_scaled_logits():
-    model = build_network("airbench", (32, 32, 1), dropout=0.0, widths=[16, 32, 48], batchnorm_momentum=0.6, activation="gelu")
+    model = build_network(
+        "airbench", (32, 32, 1), dropout=0.0, widths=[16, 32, 48], batchnorm_momentum=0.6, activation="gelu"
+    )
     assert tuple(model.get_layer("whiten").output.shape[1:]) == (31, 31, 8)  # 2x2 patches of one channel, both signs
-    assert [tuple(model.get_layer(f"group{i}_2_act").output.shape[1:]) for i in (1, 2, 3)] == [(15, 15, 16), (7, 7, 32), (3, 3, 48)]
+    assert [tuple(model.get_layer(f"group{i}_2_act").output.shape[1:]) for i in (1, 2, 3)] == [
+        (15, 15, 16),
+        (7, 7, 32),
+        (3, 3, 48),
+    ]
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 6 and all(layer.momentum == 0.6 and not layer.scale for layer in norms)
     assert model.get_layer("logit_scale").scale == 1 / 9 and not model.get_layer("logits").use_bias
@@ -99,7 +111,10 @@ def test_airbench_whitens_then_pools_three_groups_to_3x3_with_scale_free_bn_and_
 def test_airbench_convolutions_start_as_the_identity_on_their_input_channels():
     model = build_network("airbench", (32, 32, 3), dropout=0.0, widths=[16, 32, 32])
     widening = keras.ops.convert_to_numpy(model.get_layer("group2_conv1").kernel)  # 16 -> 32 channels
-    assert np.array_equal(widening[..., :16], np.eye(16)[None, None] * (np.arange(3)[:, None, None, None] == 1) * (np.arange(3)[None, :, None, None] == 1))
+    assert np.array_equal(
+        widening[..., :16],
+        np.eye(16)[None, None] * (np.arange(3)[:, None, None, None] == 1) * (np.arange(3)[None, :, None, None] == 1),
+    )
     assert np.abs(widening[..., 16:]).max() > 0  # the other filters keep their random start
     image = np.random.default_rng(0).random((1, 7, 7, 32)).astype("float32")
     square = model.get_layer("group3_conv2")  # 32 -> 32: the identity as a whole
@@ -110,7 +125,9 @@ def test_airbench_classifier_and_convolutions_start_as_torchs_default_uniform_in
     keras.utils.set_random_seed(0)
     model = build_network("airbench", (32, 32, 3), dropout=0.0, widths=[16, 32, 64])
     for name, fan_in, first_random in [("logits", 64, 0), ("group2_conv1", 9 * 16, 16), ("group3_conv1", 9 * 32, 32)]:
-        random = keras.ops.convert_to_numpy(model.get_layer(name).kernel)[..., first_random:]  # beside the dirac filters
+        random = keras.ops.convert_to_numpy(model.get_layer(name).kernel)[
+            ..., first_random:
+        ]  # beside the dirac filters
         bound = 1 / np.sqrt(fan_in)
         assert np.abs(random).max() <= bound and np.abs(random).max() > 0.97 * bound
         assert random.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)  # uniform, not Glorot's scale

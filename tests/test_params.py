@@ -45,14 +45,19 @@ def test_every_choice_the_checks_accept_is_implemented():
 def test_the_gray_and_rgb_recipes_are_one_recipe_by_default():
     """The study's comparison is fair only if the two models train alike: an edit to `train` reaches both."""
     assert DEFAULTS["train_gray"] == DEFAULTS["train_rgb"] == {}
-    assert params.recipe("gray", ROOT / "params.yaml") == params.recipe("rgb", ROOT / "params.yaml") == DEFAULTS["train"]
+    assert (
+        params.recipe("gray", ROOT / "params.yaml") == params.recipe("rgb", ROOT / "params.yaml") == DEFAULTS["train"]
+    )
 
 
 def test_a_variant_section_overrides_only_its_own_keys(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("train_gray.arch", "study_gray_cnn")))
     gray, rgb = (params.recipe(variant, tmp_path / "params.yaml") for variant in ("gray", "rgb"))
     assert gray == DEFAULTS["train"] | {"arch": "study_gray_cnn"} and rgb == DEFAULTS["train"]
-    assert names.model_labels(params.recipes(tmp_path / "params.yaml")) == {"gray": "gray study CNN", "rgb": "RGB airbench94"}
+    assert names.model_labels(params.recipes(tmp_path / "params.yaml")) == {
+        "gray": "gray study CNN",
+        "rgb": "RGB airbench94",
+    }
 
 
 def test_an_empty_variant_section_written_as_null_is_refused_with_the_fix():
@@ -136,7 +141,10 @@ def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed)
 
 @pytest.mark.parametrize(
     "optimizer, mode, message",
-    [("adamw", "coupled", "weight_decay_mode coupled takes optimizer sgd or muon"), ("muon", "decoupled", "optimizer muon decays weights as SGD does")],
+    [
+        ("adamw", "coupled", "weight_decay_mode coupled takes optimizer sgd or muon"),
+        ("muon", "decoupled", "optimizer muon decays weights as SGD does"),
+    ],
 )
 @pytest.mark.parametrize("section", ["train", "train_gray"])
 def test_an_optimizer_and_a_weight_decay_mode_that_do_not_go_together_are_refused(optimizer, mode, message, section):

@@ -15,7 +15,13 @@ from cifarcam.core.params import recipes
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
 STAGES = ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
-FIGURES = ["class_accuracy.png", "gray_reliability.png", "rgb_reliability.png", "gray_confusion.png", "rgb_confusion.png"]
+FIGURES = [
+    "class_accuracy.png",
+    "gray_reliability.png",
+    "rgb_reliability.png",
+    "gray_confusion.png",
+    "rgb_confusion.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,10 @@ def test_repro_runs_every_stage_and_writes_the_reports(project):
         assert metrics[variant]["test_images"] == 20
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
         assert (project.path / f"models/{variant}.keras").exists()
-    assert f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} |" in (project.path / "reports/results.md").read_text()
+    assert (
+        f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} |"
+        in (project.path / "reports/results.md").read_text()
+    )
     assert "up to date" in project.dvc("status").stdout
 
 
@@ -46,17 +55,26 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
         scores = metrics[variant]
         assert scores["accuracy_ci95_low"] <= scores["accuracy"] <= scores["accuracy_ci95_high"]
         assert scores["error_rate"] == pytest.approx(1 - scores["accuracy"])
-        assert sum(scores["class_error"].values()) / 10 == pytest.approx(scores["error_rate"])  # 2 test images per class
+        assert sum(scores["class_error"].values()) / 10 == pytest.approx(
+            scores["error_rate"]
+        )  # 2 test images per class
         assert {"ece", "nll", "brier", "mean_confidence"} <= scores["calibration"].keys()
-    assert "failed to load" not in project.dvc("metrics", "show").stderr  # DVC reads a key named "error" as a failed load
+    assert (
+        "failed to load" not in project.dvc("metrics", "show").stderr
+    )  # DVC reads a key named "error" as a failed load
     test = metrics["rgb_vs_gray"]
     assert test["accuracy_difference"] == pytest.approx(metrics["rgb"]["accuracy"] - metrics["gray"]["accuracy"])
-    assert (test["rgb_right_gray_wrong"] - test["gray_right_rgb_wrong"]) / 20 == pytest.approx(test["accuracy_difference"])
+    assert (test["rgb_right_gray_wrong"] - test["gray_right_rgb_wrong"]) / 20 == pytest.approx(
+        test["accuracy_difference"]
+    )
     assert 0 < test["mcnemar_p"] <= 1
     for name in FIGURES:
         assert (project.path / "reports/figures" / name).read_bytes()[:4] == b"\x89PNG"
     write_up = (project.path / "reports/README.md").read_text()
-    assert f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%" in write_up
+    assert (
+        f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%"
+        in write_up
+    )
     assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)
     assert len(links) == 13 and all((project.path / "reports" / link).is_file() for link in links)
@@ -67,29 +85,49 @@ def test_a_change_to_the_write_up_reruns_only_the_report(project):
     stage = project.path / "cifarcam/report.py"
     stage.write_text(stage.read_text().replace("this run's write-up", "this run, written up"))
     assert project.repro().stages == ["report"]
-    assert (project.path / "reports/README.md").read_text().startswith("# Gray against RGB on CIFAR-10: this run, written up")
+    assert (
+        (project.path / "reports/README.md")
+        .read_text()
+        .startswith("# Gray against RGB on CIFAR-10: this run, written up")
+    )
     project.git("checkout", "cifarcam/report.py")
     assert project.repro().stages == ["report"]
 
 
-RENDER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RENDER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Run on load, after the page's own scripts: record in the DOM whether each image decoded.
-IMAGE_PROBE = ("<script>addEventListener('load', () => { for (const image of document.images) "
-               "image.setAttribute('data-natural-width', image.naturalWidth); });</script>")
+IMAGE_PROBE = (
+    "<script>addEventListener('load', () => { for (const image of document.images) "
+    "image.setAttribute('data-natural-width', image.naturalWidth); });</script>"
+)
 
 
 def rendered_dom(page, profile):
     """The page's DOM after headless Chromium has run its scripts (ten seconds of virtual time)."""
-    command = [shutil.which("chromium") or "chromium", *RENDER_FLAGS, f"--user-data-dir={profile}",
-               "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+    command = [
+        shutil.which("chromium") or "chromium",
+        *RENDER_FLAGS,
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
 
 
 def chart(dom, plot_id):
     """What Vega drew into the div of one plot: from the div to the end of its SVG."""
     start = dom.index(f'<div id="{plot_id}"')
-    return dom[start:dom.index("</svg>", start)]
+    return dom[start : dom.index("</svg>", start)]
 
 
 @pytest.mark.slow
@@ -109,17 +147,24 @@ def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_pat
             curve = pd.read_csv(project.path / f"reports/train/{variant}/plots/metrics/{split}/loss.tsv", sep="\t")
             svg = chart(dom, f"reports_train_{variant}_plots_metrics_{split}_loss_tsv")
             assert ">step</text>" in svg and ">loss</text>" in svg  # the axes' titles
-            (first, path), = re.findall(r'aria-label="step: 0; loss: ([-\d.e]+); rev: workspace" [^>]*line mark" d="([^"]+)"', svg)
+            ((first, path),) = re.findall(
+                r'aria-label="step: 0; loss: ([-\d.e]+); rev: workspace" [^>]*line mark" d="([^"]+)"', svg
+            )
             assert float(first) == pytest.approx(curve["loss"][0], rel=1e-6)
             assert len(re.findall("[ML]", path)) == len(curve)  # one vertex per epoch
         svg = chart(dom, f"reports_confusion_{variant}_csv")
         drawn = re.findall(r'aria-label="actual: (\w+); predicted: (\w+); xy_count: (\d+)"[^>]*rect mark"', svg)
         confusion = pd.read_csv(project.path / f"reports/confusion/{variant}.csv").value_counts()
         cells = {(actual, predicted): int(count) for actual, predicted, count in drawn}
-        assert {pair: count for pair, count in cells.items() if count} == confusion.to_dict()  # the grid's other cells read 0
+        assert {
+            pair: count for pair, count in cells.items() if count
+        } == confusion.to_dict()  # the grid's other cells read 0
     decoded = dict(re.findall(r'<img src="static/workspace_([^"]+)" data-natural-width="(\d+)">', dom))
-    figures = [str(path.relative_to(project.path)).replace("/", "_")
-               for folder in ("reports/cam", "reports/figures") for path in (project.path / folder).glob("*.png")]
+    figures = [
+        str(path.relative_to(project.path)).replace("/", "_")
+        for folder in ("reports/cam", "reports/figures")
+        for path in (project.path / folder).glob("*.png")
+    ]
     assert len(figures) == 13 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
 
 

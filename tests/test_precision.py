@@ -66,7 +66,9 @@ def test_a_bfloat16_model_loads_computing_in_float32_where_bfloat16_is_emulated(
     images = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
     exact = loaded.predict(images, verbose=0)
     rounded = model.predict(images, verbose=0)
-    assert np.allclose(exact, rounded, atol=0.05) and not np.array_equal(exact, rounded)  # same weights, finer arithmetic
+    assert np.allclose(exact, rounded, atol=0.05) and not np.array_equal(
+        exact, rounded
+    )  # same weights, finer arithmetic
 
 
 def test_a_bfloat16_model_keeps_its_precision_where_bfloat16_is_native(tmp_path):
@@ -80,4 +82,6 @@ def test_a_bfloat16_model_keeps_its_precision_where_bfloat16_is_native(tmp_path)
 def test_the_machine_summary_names_the_cpu_and_what_auto_takes_there(tmp_path):
     (tmp_path / "cpuinfo").write_text("model name\t: AMD EPYC 9R14 96-Core Processor\n" + ZEN4)
     summary = precision.machine_summary(tmp_path / "cpuinfo")
-    assert summary.startswith("AMD EPYC 9R14 96-Core Processor, ") and summary.endswith("precision auto: mixed_bfloat16")
+    assert summary.startswith("AMD EPYC 9R14 96-Core Processor, ") and summary.endswith(
+        "precision auto: mixed_bfloat16"
+    )

@@ -21,7 +21,10 @@ def model_paths(tmp_path_factory):
 def predict(*args, cwd):
     return subprocess.run(
         [sys.executable, "-m", "cifarcam.predict", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
 
 
@@ -32,7 +35,9 @@ def test_images_of_any_size_and_format_get_top3_and_a_full_size_overlay(tmp_path
     cv2.imwrite(str(tmp_path / "alpha.png"), rng.integers(0, 256, (64, 48, 4), dtype=np.uint8))
     for model in ("rgb", "gray"):
         out = tmp_path / f"out-{model}"
-        result = predict("wide.jpg", "gray.png", "alpha.png", "--model", model_paths / f"{model}.keras", "--out", out, cwd=tmp_path)
+        result = predict(
+            "wide.jpg", "gray.png", "alpha.png", "--model", model_paths / f"{model}.keras", "--out", out, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.strip().splitlines()
         assert len(lines) == 3
@@ -48,9 +53,17 @@ def test_images_of_any_size_and_format_get_top3_and_a_full_size_overlay(tmp_path
 @pytest.mark.parametrize(
     "make_input, model, message",
     [
-        (lambda d: (d / "notes.txt").write_text("not an image") and "notes.txt", "rgb.keras", "notes.txt is not an image"),
+        (
+            lambda d: (d / "notes.txt").write_text("not an image") and "notes.txt",
+            "rgb.keras",
+            "notes.txt is not an image",
+        ),
         (lambda d: "absent.png", "rgb.keras", "cannot read absent.png"),
-        (lambda d: cv2.imwrite(str(d / "ok.png"), np.zeros((8, 8, 3), np.uint8)) and "ok.png", "missing.keras", "missing.keras not found"),
+        (
+            lambda d: cv2.imwrite(str(d / "ok.png"), np.zeros((8, 8, 3), np.uint8)) and "ok.png",
+            "missing.keras",
+            "missing.keras not found",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, model_paths, make_input, model, message):

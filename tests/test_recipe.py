@@ -10,7 +10,9 @@ from cifarcam.training.augment import Augment
 from cifarcam.training.batches import Batches
 from cifarcam.training.schedule import learning_rate
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"] | {"batch_size": 8}  # the tests train on a few images
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"] | {
+    "batch_size": 8
+}  # the tests train on a few images
 
 
 def rates(schedule, steps):
@@ -18,7 +20,14 @@ def rates(schedule, steps):
 
 
 def test_onecycle_warms_up_linearly_then_decays_linearly():
-    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "onecycle", "lr_start": 0.1, "lr_end": 0.0}
+    params = DEFAULTS | {
+        "learning_rate": 0.4,
+        "epochs": 10,
+        "warmup": 0.2,
+        "schedule": "onecycle",
+        "lr_start": 0.1,
+        "lr_end": 0.0,
+    }
     schedule = learning_rate(params, steps_per_epoch=10)  # 100 steps, peak at 20
     assert np.allclose(rates(schedule, [0, 10, 20, 60, 100, 150]), [0.04, 0.22, 0.4, 0.2, 0.0, 0.0], atol=1e-6)
     ends = learning_rate(params | {"lr_start": 0.2, "lr_end": 0.07}, steps_per_epoch=10)
@@ -26,7 +35,14 @@ def test_onecycle_warms_up_linearly_then_decays_linearly():
 
 
 def test_cosine_warms_up_then_follows_a_half_cosine_to_its_end_rate():
-    params = DEFAULTS | {"learning_rate": 0.4, "epochs": 10, "warmup": 0.2, "schedule": "cosine", "lr_start": 0.1, "lr_end": 0.0}
+    params = DEFAULTS | {
+        "learning_rate": 0.4,
+        "epochs": 10,
+        "warmup": 0.2,
+        "schedule": "cosine",
+        "lr_start": 0.1,
+        "lr_end": 0.0,
+    }
     schedule = learning_rate(params, steps_per_epoch=10)
     assert np.allclose(rates(schedule, [0, 20, 60, 100]), [0.04, 0.4, 0.2, 0.0], atol=1e-6)
     ends = learning_rate(params | {"lr_end": 0.5}, steps_per_epoch=10)
@@ -36,7 +52,10 @@ def test_cosine_warms_up_then_follows_a_half_cosine_to_its_end_rate():
 
 @pytest.mark.parametrize("name, kind", [("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)])
 def test_the_optimizer_is_the_one_named_with_decoupled_weight_decay_and_the_momentum(name, kind):
-    optimizer = optimizers.optimizer(DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "weight_decay": 0.05, "momentum": 0.85}, steps_per_epoch=10)
+    optimizer = optimizers.optimizer(
+        DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "weight_decay": 0.05, "momentum": 0.85},
+        steps_per_epoch=10,
+    )
     assert isinstance(optimizer, kind) and optimizer.weight_decay == 0.05
     assert (optimizer.momentum if name == "sgd" else optimizer.beta_1) == 0.85
 
@@ -58,14 +77,27 @@ def one_step_changes(params, gradient=1.0):
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
 def test_bias_lr_scale_speeds_up_only_the_batch_norm_shifts(name):
-    params = DEFAULTS | {"optimizer": name, "weight_decay_mode": "decoupled", "schedule": "constant", "learning_rate": 0.01, "weight_decay": 0.0}
+    params = DEFAULTS | {
+        "optimizer": name,
+        "weight_decay_mode": "decoupled",
+        "schedule": "constant",
+        "learning_rate": 0.01,
+        "weight_decay": 0.0,
+    }
     plain, scaled = one_step_changes(params | {"bias_lr_scale": 1}), one_step_changes(params | {"bias_lr_scale": 64})
     assert scaled[0] == pytest.approx(64 * plain[0], rel=1e-4)
     assert scaled[1:] == pytest.approx(plain[1:], rel=1e-6) and plain[1] > 0
 
 
 def test_bias_lr_scale_survives_a_save_and_load(tmp_path):
-    params = DEFAULTS | {"arch": "resnet", "optimizer": "sgd", "weight_decay_mode": "decoupled", "momentum": 0.85, "bias_lr_scale": 64, "widths": [8, 8, 8]}
+    params = DEFAULTS | {
+        "arch": "resnet",
+        "optimizer": "sgd",
+        "weight_decay_mode": "decoupled",
+        "momentum": 0.85,
+        "bias_lr_scale": 64,
+        "widths": [8, 8, 8],
+    }
     trainer = recipe.compile_trainer(params, np.zeros((8, 32, 32, 3), np.uint8))
     trainer.optimizer.build(trainer.trainable_variables)  # as after a step: its state is saved too
     trainer.save(tmp_path / "trainer.keras")
@@ -139,7 +171,12 @@ def test_coupled_sgd_with_airbenchs_values_steps_as_airbench94s_torch_sgd():
     buffers = {name: np.zeros_like(w) for name, w in weights.items()}
     for step in range(steps):
         mean_gradients = {name: rng.normal(size=w.shape) for name, w in weights.items()}
-        optimizer.apply_gradients([(keras.ops.convert_to_tensor(mean_gradients["beta"], "float32"), norm.beta), (keras.ops.convert_to_tensor(mean_gradients["kernel"], "float32"), dense.kernel)])
+        optimizer.apply_gradients(
+            [
+                (keras.ops.convert_to_tensor(mean_gradients["beta"], "float32"), norm.beta),
+                (keras.ops.convert_to_tensor(mean_gradients["kernel"], "float32"), dense.kernel),
+            ]
+        )
         for name, (group_lr, group_wd) in torch_groups.items():
             gradient = batch * mean_gradients[name] + group_wd * weights[name]  # torch: d_p = grad + weight_decay * p
             buffers[name] = momentum * buffers[name] + gradient  # buf = momentum * buf + d_p
@@ -156,9 +193,19 @@ def test_coupled_weight_decay_takes_sgd():
 @pytest.mark.parametrize("mode, optimizer", [("coupled", "sgd"), ("decoupled", "sgd"), ("decoupled", "adamw")])
 def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor_decays(mode, optimizer, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
-    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "batch_size": 8, "epochs": 3,
-                         "optimizer": optimizer, "weight_decay_mode": mode, "weight_decay": 0.01, "schedule": "constant",
-                         "learning_rate": 0.05, "whiten_bias_epochs": 2}
+    params = DEFAULTS | {
+        "arch": "airbench",
+        "widths": [8, 8, 8],
+        "precision": "float32",
+        "batch_size": 8,
+        "epochs": 3,
+        "optimizer": optimizer,
+        "weight_decay_mode": mode,
+        "weight_decay": 0.01,
+        "schedule": "constant",
+        "learning_rate": 0.05,
+        "whiten_bias_epochs": 2,
+    }
     trainer = recipe.compile_trainer(params, images)
     bias = trainer.layers[-1].get_layer("whiten").bias
     kernel = trainer.layers[-1].get_layer("group1_conv1").kernel
@@ -167,7 +214,12 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
         for batch in range(4):
             before = [keras.ops.convert_to_numpy(v).copy() for v in (bias, kernel)]
             trainer.train_on_batch(images[8 * batch : 8 * batch + 8], recipe.one_hot(np.arange(8) % 10))
-            per_step.append([not np.array_equal(keras.ops.convert_to_numpy(v), b) for v, b in zip((bias, kernel), before, strict=True)])
+            per_step.append(
+                [
+                    not np.array_equal(keras.ops.convert_to_numpy(v), b)
+                    for v, b in zip((bias, kernel), before, strict=True)
+                ]
+            )
     assert per_step[:8] == [[True, True]] * 8  # 2 epochs of 4 steps: the bias learns
     assert per_step[8:] == [[False, True]] * 4  # then it stays (no step, no decay), while the rest trains on
     assert "whiten/bias" not in [v.path for v in trainer.optimizer.variables]  # JAX would donate its buffer twice
@@ -178,15 +230,30 @@ def test_the_whitening_bias_trains_for_whiten_bias_epochs_then_neither_steps_nor
 def test_on_tensorflow_the_stopped_whitening_bias_leaves_the_training_step_and_changes_no_weight():
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     labels = recipe.one_hot(np.arange(32) % 10)
-    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "epochs": 3, "whiten_bias_epochs": 1}
+    params = DEFAULTS | {
+        "arch": "airbench",
+        "widths": [8, 8, 8],
+        "precision": "float32",
+        "epochs": 3,
+        "whiten_bias_epochs": 1,
+    }
     trained = {}
     for frozen in (False, True):
         keras.utils.set_random_seed(0)
         trainer = recipe.compile_trainer(params, images)
         added = recipe.callbacks(params, trainer, len(images)) if frozen else []
         trainable, steps = [], []
-        for epoch in range(params["epochs"]):  # one fit per epoch, as bench.race trains: the callback acts on a later call too
-            trainer.fit(Batches(images, labels, 8, seed=0, epoch=epoch), initial_epoch=epoch, epochs=epoch + 1, shuffle=False, callbacks=added, verbose=0)
+        for epoch in range(
+            params["epochs"]
+        ):  # one fit per epoch, as bench.race trains: the callback acts on a later call too
+            trainer.fit(
+                Batches(images, labels, 8, seed=0, epoch=epoch),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                callbacks=added,
+                verbose=0,
+            )
             trainable.append("whiten/bias" in [v.path for v in trainer.trainable_weights])
             steps.append(trainer.train_function)
         trained[frozen] = [keras.ops.convert_to_numpy(v) for v in trainer.layers[-1].weights], trainable, steps
@@ -195,7 +262,9 @@ def test_on_tensorflow_the_stopped_whitening_bias_leaves_the_training_step_and_c
     assert trained[True][1] == [True, False, False]  # from epoch 1 on, the step has no gradient for the bias
     first, *rebuilt = trained[True][2]
     assert rebuilt[0] is not first and rebuilt[1] is rebuilt[0]  # the step is rebuilt once, when the bias leaves it
-    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(trained[False][0], trained[True][0], strict=True))
+    assert all(
+        np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(trained[False][0], trained[True][0], strict=True)
+    )
 
 
 AIRBENCH_QUINTIC = (3.4445, -4.7750, 2.0315)
@@ -224,8 +293,16 @@ def test_orthogonalizing_brings_an_updates_singular_values_together():
 
 
 def test_muon_steps_kernels_as_airbench94_muon_and_the_rest_as_coupled_sgd():
-    params = DEFAULTS | {"optimizer": "muon", "weight_decay_mode": "coupled", "learning_rate": 1.5, "momentum": 0.85,
-                         "muon_learning_rate": 0.24, "muon_momentum": 0.6, "weight_decay": 0.002, "schedule": "constant"}
+    params = DEFAULTS | {
+        "optimizer": "muon",
+        "weight_decay_mode": "coupled",
+        "learning_rate": 1.5,
+        "momentum": 0.85,
+        "muon_learning_rate": 0.24,
+        "muon_momentum": 0.6,
+        "weight_decay": 0.002,
+        "schedule": "constant",
+    }
     optimizer = optimizers.optimizer(params, steps_per_epoch=10)
     conv, dense = keras.layers.Conv2D(8, 3, use_bias=False), keras.layers.Dense(3, use_bias=False)
     conv.build((None, 6, 6, 4))
@@ -237,10 +314,12 @@ def test_muon_steps_kernels_as_airbench94_muon_and_the_rest_as_coupled_sgd():
     kernel_buffer, dense_buffer = np.zeros_like(kernel), np.zeros_like(weights)
     for _ in range(3):
         kernel_gradient, dense_gradient = rng.normal(size=kernel.shape), rng.normal(size=weights.shape)
-        optimizer.apply_gradients([
-            (keras.ops.convert_to_tensor(kernel_gradient.transpose(2, 3, 1, 0), "float32"), conv.kernel),
-            (keras.ops.convert_to_tensor(dense_gradient, "float32"), dense.kernel),
-        ])
+        optimizer.apply_gradients(
+            [
+                (keras.ops.convert_to_tensor(kernel_gradient.transpose(2, 3, 1, 0), "float32"), conv.kernel),
+                (keras.ops.convert_to_tensor(dense_gradient, "float32"), dense.kernel),
+            ]
+        )
         kernel_buffer = 0.6 * kernel_buffer + kernel_gradient  # airbench94_muon's Muon.step
         update = zeropower((kernel_gradient + 0.6 * kernel_buffer).reshape(8, -1)).reshape(kernel.shape)
         kernel = kernel * np.sqrt(8) / np.linalg.norm(kernel) - 0.24 * update
@@ -253,8 +332,17 @@ def test_muon_steps_kernels_as_airbench94_muon_and_the_rest_as_coupled_sgd():
 
 def test_under_muon_the_whitening_bias_learns_at_the_rate_of_bns_shifts():
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-    params = DEFAULTS | {"arch": "airbench", "widths": [8, 8, 8], "precision": "float32", "batch_size": 8, "optimizer": "muon",
-                         "weight_decay_mode": "coupled", "weight_decay": 0.0, "schedule": "constant", "bias_lr_scale": 64}
+    params = DEFAULTS | {
+        "arch": "airbench",
+        "widths": [8, 8, 8],
+        "precision": "float32",
+        "batch_size": 8,
+        "optimizer": "muon",
+        "weight_decay_mode": "coupled",
+        "weight_decay": 0.0,
+        "schedule": "constant",
+        "bias_lr_scale": 64,
+    }
     trainer = recipe.compile_trainer(params, images)
     network = trainer.layers[-1]
     biases = network.get_layer("whiten").bias, network.get_layer("group1_1_bn").beta, network.get_layer("logits").kernel

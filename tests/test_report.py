@@ -10,14 +10,29 @@ from pipeline_project import CLASSES, ROOT
 from cifarcam.core import names, params
 from cifarcam.study import report
 
-GAINS = {"airplane": 0.01, "automobile": 0.0, "bird": 0.05, "cat": 0.04, "deer": 0.03, "dog": 0.06, "frog": 0.02,
-         "horse": 0.01, "ship": -0.01, "truck": 0.0}
+GAINS = {
+    "airplane": 0.01,
+    "automobile": 0.0,
+    "bird": 0.05,
+    "cat": 0.04,
+    "deer": 0.03,
+    "dog": 0.06,
+    "frog": 0.02,
+    "horse": 0.01,
+    "ship": -0.01,
+    "truck": 0.0,
+}
 
 
 def model_metrics(accuracy, mass):
     return {
-        "accuracy": accuracy, "precision": accuracy + 0.001, "recall": accuracy, "f1": accuracy - 0.001,
-        "accuracy_ci95_low": accuracy - 0.006, "accuracy_ci95_high": accuracy + 0.006, "test_images": 10000,
+        "accuracy": accuracy,
+        "precision": accuracy + 0.001,
+        "recall": accuracy,
+        "f1": accuracy - 0.001,
+        "accuracy_ci95_low": accuracy - 0.006,
+        "accuracy_ci95_high": accuracy + 0.006,
+        "test_images": 10000,
         "calibration": {"ece": 0.0312, "nll": 0.4321, "brier": 0.1234, "mean_confidence": accuracy - 0.05},
         "cam": {"mass_in_top10pct": mass, "area_above_half": 0.2011, "images": 500},
     }
@@ -27,13 +42,20 @@ def given_run(rgb_accuracy=0.9024):
     metrics = {
         "gray": model_metrics(0.8838, 0.2864),
         "rgb": model_metrics(rgb_accuracy, 0.2770),
-        "rgb_vs_gray": {"rgb_right_gray_wrong": 412, "gray_right_rgb_wrong": 226, "mcnemar_p": 1.8e-13,
-                        "accuracy_difference": rgb_accuracy - 0.8838, "accuracy_difference_ci95_low": 0.0125,
-                        "accuracy_difference_ci95_high": 0.0247},
+        "rgb_vs_gray": {
+            "rgb_right_gray_wrong": 412,
+            "gray_right_rgb_wrong": 226,
+            "mcnemar_p": 1.8e-13,
+            "accuracy_difference": rgb_accuracy - 0.8838,
+            "accuracy_difference_ci95_low": 0.0125,
+            "accuracy_difference_ci95_high": 0.0247,
+        },
     }
-    pairs = [{"pair": ["cat", "dog"], "count": 191, "cat_as_dog": 101, "dog_as_cat": 90},
-             {"pair": ["bird", "deer"], "count": 82, "bird_as_deer": 50, "deer_as_bird": 32},
-             {"pair": ["bird", "cat"], "count": 67, "bird_as_cat": 40, "cat_as_bird": 27}]
+    pairs = [
+        {"pair": ["cat", "dog"], "count": 191, "cat_as_dog": 101, "dog_as_cat": 90},
+        {"pair": ["bird", "deer"], "count": 82, "bird_as_deer": 50, "deer_as_bird": 32},
+        {"pair": ["bird", "cat"], "count": 67, "bird_as_cat": 40, "cat_as_bird": 27},
+    ]
     evaluation = {
         "gray": {"per_class": {name: {"recall": 0.8} for name in CLASSES}, "most_confused_pairs": pairs},
         "rgb": {"per_class": {name: {"recall": 0.8 + GAINS[name]} for name in CLASSES}, "most_confused_pairs": pairs},
@@ -45,8 +67,14 @@ LABELS = {"gray": "gray ResNet", "rgb": "RGB ResNet"}
 
 
 def test_every_architecture_has_a_label():
-    assert [names.model_label(v, a) for v, a in [("gray", "resnet"), ("rgb", "airbench")]] == ["gray ResNet", "RGB airbench94"]
-    assert names.model_label("gray", "study_gray_cnn") == "gray study CNN" and names.model_label("rgb", "study_rgb_cnn") == "RGB study CNN"
+    assert [names.model_label(v, a) for v, a in [("gray", "resnet"), ("rgb", "airbench")]] == [
+        "gray ResNet",
+        "RGB airbench94",
+    ]
+    assert (
+        names.model_label("gray", "study_gray_cnn") == "gray study CNN"
+        and names.model_label("rgb", "study_rgb_cnn") == "RGB study CNN"
+    )
 
 
 def test_the_write_up_carries_the_runs_numbers_and_verdicts():
@@ -56,7 +84,10 @@ def test_the_write_up_carries_the_runs_numbers_and_verdicts():
     assert "**Cat and dog are the most confused pair.** **holds** for 2 of 2 models" in text
     assert "cat/dog, 191 test images (cat → dog 101, dog → cat 90); next bird/deer 82" in text
     assert "**RGB is more accurate than gray.** **holds**" in text
-    assert "+1.86 points (95% CI +1.25 to +2.47)" in text and "412 images were right only in RGB and 226 only in gray" in text
+    assert (
+        "+1.86 points (95% CI +1.25 to +2.47)" in text
+        and "412 images were right only in RGB and 226 only in gray" in text
+    )
     assert "McNemar's exact p = 1.8e-13" in text
     assert "**The maps are diffuse.** **holds** for 2 of 2 models" in text and "28.64% of the map's mass" in text
     animals, vehicles = sum(GAINS[c] for c in report.ANIMALS) / 6, (0.01 + 0.0 - 0.01 + 0.0) / 4
@@ -77,8 +108,14 @@ def write_run(folder, metrics, evaluation):
 
 
 def run_report_stage(folder):
-    return subprocess.run([sys.executable, "-m", "stages.report"], cwd=folder, capture_output=True, text=True, check=False,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "stages.report"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +133,19 @@ def stage_run(tmp_path_factory):
 def test_the_report_stage_refuses_to_write_without_the_figures(stage_run):
     _, missing, _ = stage_run
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert re.fullmatch(r"error: reports/figures/class_accuracy.png not found: run the evaluate and gradcam stages first \(dvc repro\)\n",
-                        missing.stderr)
+    assert re.fullmatch(
+        r"error: reports/figures/class_accuracy.png not found: run the evaluate and gradcam stages first \(dvc repro\)\n",
+        missing.stderr,
+    )
 
 
 def test_the_report_stage_writes_the_write_up_whose_figure_links_resolve(stage_run):
     folder, _, result = stage_run
     assert result.returncode == 0, result.stderr
     text = (folder / "reports/README.md").read_text()
-    assert f"| {names.model_labels(params.recipes(folder / 'params.yaml'))['gray']} | 88.38%" in text  # labelled by the recipe's arch
+    assert (
+        f"| {names.model_labels(params.recipes(folder / 'params.yaml'))['gray']} | 88.38%" in text
+    )  # labelled by the recipe's arch
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 13 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
     assert all((folder / "reports" / link).is_file() for link in links)

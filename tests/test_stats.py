@@ -42,4 +42,6 @@ def test_compare_counts_the_disagreements_from_the_predictions():
     assert result["rgb_right_gray_wrong"] == 3 and result["gray_right_rgb_wrong"] == 1
     assert result["accuracy_difference"] == pytest.approx(a.mean() - b.mean())
     assert result["mcnemar_p"] == pytest.approx(2 * (1 + 4) / 2**4)
-    assert result["accuracy_difference_ci95_low"] < result["accuracy_difference"] < result["accuracy_difference_ci95_high"]
+    assert (
+        result["accuracy_difference_ci95_low"] < result["accuracy_difference"] < result["accuracy_difference_ci95_high"]
+    )

@@ -11,7 +11,9 @@ def test_the_throughput_bench_gives_each_configured_recipe_and_a_study_cnn_on_ad
         name: type(optimizer(section, steps_per_epoch=10)).__name__
         for name, section, _ in throughput.recipes(params, {"batch_size": 256, "precision": "float32"})
     }
-    configured = {variant: type(optimizer(params[f"train_{variant}"], steps_per_epoch=10)).__name__ for variant in ("gray", "rgb")}
+    configured = {
+        variant: type(optimizer(params[f"train_{variant}"], steps_per_epoch=10)).__name__ for variant in ("gray", "rgb")
+    }
     assert optimizers == {
         f"gray: {params['train_gray']['arch']} {params['train_gray']['widths']}": configured["gray"],
         "gray: study_gray_cnn (reference)": "AdamW",

@@ -15,10 +15,26 @@ from cifarcam.training.train import train
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
 # A small ResNet on a plain AdamW recipe: what these tests check does not depend on the default's recipe.
 SMALL_RESNET = {
-    "arch": "resnet", "widths": [8, 16, 16], "batchnorm_momentum": 0.9, "activation": "relu", "optimizer": "adamw",
-    "momentum": 0.9, "learning_rate": 0.005, "bias_lr_scale": 1, "whiten_bias_epochs": None, "warmup": 0.25,
-    "lr_start": 0.1, "weight_decay": 0.2, "weight_decay_mode": "decoupled", "label_smoothing": 0.1, "flip": "random",
-    "epochs": 2, "batch_size": 16, "precision": "float32", "patience": 3, "seed": 7,
+    "arch": "resnet",
+    "widths": [8, 16, 16],
+    "batchnorm_momentum": 0.9,
+    "activation": "relu",
+    "optimizer": "adamw",
+    "momentum": 0.9,
+    "learning_rate": 0.005,
+    "bias_lr_scale": 1,
+    "whiten_bias_epochs": None,
+    "warmup": 0.25,
+    "lr_start": 0.1,
+    "weight_decay": 0.2,
+    "weight_decay_mode": "decoupled",
+    "label_smoothing": 0.1,
+    "flip": "random",
+    "epochs": 2,
+    "batch_size": 16,
+    "precision": "float32",
+    "patience": 3,
+    "seed": 7,
 }
 PARAMS = DEFAULT | SMALL_RESNET
 
@@ -81,7 +97,13 @@ def test_two_processes_train_the_full_width_network_to_the_same_weights(tmp_path
     weights = []
     for run in ("first", "second"):
         (tmp_path / run).mkdir()
-        result = subprocess.run([sys.executable, "-c", FULL_WIDTH_EPOCH, tmp_path / run], cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", FULL_WIDTH_EPOCH, tmp_path / run],
+            cwd=ROOT,
+            env=os.environ | {"PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         weights.append(np.load(tmp_path / run / "weights.npz"))
     first, second = weights

@@ -34,8 +34,12 @@ def test_the_layer_is_airbenchs_uncentred_whitening_of_per_channel_standardized_
     layer.build(images.shape)
     layer.adapt(images)
     mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
-    assert np.allclose(keras.ops.convert_to_numpy(layer.mean), mean) and np.allclose(keras.ops.convert_to_numpy(layer.std), std)
-    assert not np.any(keras.ops.convert_to_numpy(layer.bias))  # airbench's bias starts at zero, not at minus the mean patch
+    assert np.allclose(keras.ops.convert_to_numpy(layer.mean), mean) and np.allclose(
+        keras.ops.convert_to_numpy(layer.std), std
+    )
+    assert not np.any(
+        keras.ops.convert_to_numpy(layer.bias)
+    )  # airbench's bias starts at zero, not at minus the mean patch
     outputs = keras.ops.convert_to_numpy(layer(images)).reshape(-1, 8 * channels).astype(np.float64)
     expected = airbench_whitening_outputs((images - mean) / std)
     signs = np.sign(np.sum(outputs * expected, axis=0))  # an eigenvector's sign is arbitrary

@@ -3,7 +3,12 @@ each with the name the reports give it (e.g. "gray ResNet", "RGB airbench94").""
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 VARIANTS = {"gray": "gray", "rgb": "RGB"}  # prepared data and a model per input variant
-ARCHITECTURES = {"resnet": "ResNet", "airbench": "airbench94", "study_gray_cnn": "study CNN", "study_rgb_cnn": "study CNN"}
+ARCHITECTURES = {
+    "resnet": "ResNet",
+    "airbench": "airbench94",
+    "study_gray_cnn": "study CNN",
+    "study_rgb_cnn": "study CNN",
+}
 
 
 def model_label(variant, arch):

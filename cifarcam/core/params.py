@@ -33,7 +33,10 @@ def _integer(low, high=math.inf):
 
 
 def _number(check, allowed):
-    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and check(v), allowed)
+    return lambda v: (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and check(v),
+        allowed,
+    )
 
 
 def _optional(rule):
@@ -138,7 +141,9 @@ def validate(params, path="params.yaml"):
     for section, rules in SCHEMA.items():
         values = params.get(section)
         if section in OVERRIDES and section in params and not isinstance(values, dict):
-            raise PipelineError(f"{path}: {section} must be a mapping of the keys it overrides: write `{section}: {{}}` for none")
+            raise PipelineError(
+                f"{path}: {section} must be a mapping of the keys it overrides: write `{section}: {{}}` for none"
+            )
         if not isinstance(values, dict):
             raise PipelineError(f"{path} has no '{section}' section: restore it from git")
         for key in values.keys() - rules.keys():

@@ -70,9 +70,10 @@ def _stream(url, path, timeout_s):
                 raise PipelineError(f"cannot download {url}: HTTP {response.status_code}; {OFFLINE_HINT}")
             expected = int(response.headers.get("Content-Length", 0)) or None
             received = 0
-            with open(path, "wb") as file, tqdm(
-                total=expected, unit="B", unit_scale=True, desc="download", mininterval=2
-            ) as progress:
+            with (
+                open(path, "wb") as file,
+                tqdm(total=expected, unit="B", unit_scale=True, desc="download", mininterval=2) as progress,
+            ):
                 for chunk in response.iter_content(chunk_size=1 << 20):
                     file.write(chunk)
                     received += len(chunk)

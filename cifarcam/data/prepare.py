@@ -32,7 +32,9 @@ def load_arrays(path):
     # RuntimeError: zipfile's answer to an encryption flag or an unknown compression method (a flipped header bit)
     except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, lzma.LZMAError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise PipelineError(f"{path} is not a readable array file ({reason}): rebuild it with dvc repro --force") from None
+        raise PipelineError(
+            f"{path} is not a readable array file ({reason}): rebuild it with dvc repro --force"
+        ) from None
 
 
 def stratified_split(labels, val_fraction, seed):

@@ -75,7 +75,9 @@ def _read_tar(path):
                     )
                 members[member.name] = archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise PipelineError(f"{path} is truncated or not a readable tar archive ({_describe(error)}): download it again") from None
+        raise PipelineError(
+            f"{path} is truncated or not a readable tar archive ({_describe(error)}): download it again"
+        ) from None
     if not members:
         raise PipelineError(f"{path} holds no files: point download.source at a CIFAR-10 archive")
     return members
@@ -85,11 +87,11 @@ def _check_member(member, archive_path):
     name = member.name
     parts = Path(name).parts
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-        raise PipelineError(f"{archive_path}: member '{name}' would land outside the target folder: refusing the archive")
-    if not (member.isfile() or member.isdir()):
         raise PipelineError(
-            f"{archive_path}: member '{name}' is a link or a device file: refusing the archive"
+            f"{archive_path}: member '{name}' would land outside the target folder: refusing the archive"
         )
+    if not (member.isfile() or member.isdir()):
+        raise PipelineError(f"{archive_path}: member '{name}' is a link or a device file: refusing the archive")
 
 
 def _describe(error):
@@ -204,7 +206,9 @@ def _from_image_folder(files, where):
         splits[split].append((CLASSES.index(label), name, blob))
     for split, items in splits.items():
         if not items:
-            raise PipelineError(f"{where} has no {split}/<class>/<image> files: lay it out as train/<class>/* and test/<class>/*")
+            raise PipelineError(
+                f"{where} has no {split}/<class>/<image> files: lay it out as train/<class>/* and test/<class>/*"
+            )
     arrays = []
     for split in ("train", "test"):
         items = sorted(splits[split], key=lambda item: (item[0], item[1]))

@@ -23,7 +23,11 @@ def last_feature_map_layer(model):
     activation, a residual sum), but never a pooled map: after pooling a 32x32 input four times
     only 2x2 positions are left to point at.
     """
-    maps = [layer for layer in model.layers if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)]
+    maps = [
+        layer
+        for layer in model.layers
+        if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)
+    ]
     convolutions = [layer for layer in maps if isinstance(layer, keras.layers.Conv2D)]
     if not convolutions:
         raise ValueError(f"model {model.name} has no convolution for a class activation map to look at")
@@ -70,7 +74,9 @@ def _gradient_of_sum(function, x):
         import jax
 
         return jax.grad(lambda value: function(value).sum())(x)
-    raise RuntimeError(f"class activation maps need the tensorflow or jax backend, not {backend}: set KERAS_BACKEND to one of them")
+    raise RuntimeError(
+        f"class activation maps need the tensorflow or jax backend, not {backend}: set KERAS_BACKEND to one of them"
+    )
 
 
 def _gradcam_weights(gradients):

@@ -35,8 +35,11 @@ class Explainer:
     def cells(self, indices):
         """Overlays with their captions: true → predicted class, confidence."""
         return [
-            (cam.overlay(self.images[i], heatmap), f"{self.classes[self.truth[i]]} → {self.classes[self.predicted[i]]}, "
-             f"{self.probabilities[i, self.predicted[i]]:.2f}")
+            (
+                cam.overlay(self.images[i], heatmap),
+                f"{self.classes[self.truth[i]]} → {self.classes[self.predicted[i]]}, "
+                f"{self.probabilities[i, self.predicted[i]]:.2f}",
+            )
             for i, heatmap in zip(indices, self.maps(indices), strict=True)
         ]
 
@@ -46,8 +49,10 @@ class Explainer:
     def surest_mistakes(self, rows, count):
         """The `rows * count` most confident wrong calls of any class, `count` to a row, surest first."""
         cells = self.cells(most_confident(self.predicted != self.truth, self.probabilities, rows * count))
-        rows = [cells[start:start + count] for start in range(0, len(cells), count)]
-        return [(f"mistakes {i * count + 1}–{i * count + len(row)}", row) for i, row in enumerate(rows)] or [("mistakes", [])]
+        rows = [cells[start : start + count] for start in range(0, len(cells), count)]
+        return [(f"mistakes {i * count + 1}–{i * count + len(row)}", row) for i, row in enumerate(rows)] or [
+            ("mistakes", [])
+        ]
 
     def right_and_wrong(self, class_names, count):
         rows = []
@@ -61,7 +66,9 @@ class Explainer:
         rows = []
         for pair in metrics.most_confused_pairs(self.truth, self.predicted, self.classes, top=pairs):
             for true_name, predicted_name in (pair["pair"], pair["pair"][::-1]):
-                mask = (self.truth == self.classes.index(true_name)) & (self.predicted == self.classes.index(predicted_name))
+                mask = (self.truth == self.classes.index(true_name)) & (
+                    self.predicted == self.classes.index(predicted_name)
+                )
                 rows.append(self.row(f"{true_name} taken for {predicted_name}", mask, count))
         return rows
 

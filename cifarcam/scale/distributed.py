@@ -27,7 +27,11 @@ from cifarcam.core.errors import PipelineError
 from cifarcam.core.files import atomic_output
 
 MODE_VARIABLE = "CIFARCAM_DISTRIBUTE"
-KERAS_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
+KERAS_VARIABLES = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,9 @@ def start(batch_size):
     if not mode:
         return Place()
     if mode not in ("data_parallel", "mirrored"):
-        raise PipelineError(f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel (JAX) or mirrored (TensorFlow), or unset it")
+        raise PipelineError(
+            f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel (JAX) or mirrored (TensorFlow), or unset it"
+        )
     if mode == "mirrored":
         return _mirrored(batch_size)
     if keras.backend.backend() != "jax":

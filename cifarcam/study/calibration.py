@@ -26,7 +26,13 @@ def reliability(truth, probabilities, bins=15):
     counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)  # calibration_curve's binning
     filled = np.flatnonzero(counts)
     return [
-        {"low": float(edges[i]), "high": float(edges[i + 1]), "confidence": float(c), "accuracy": float(a), "count": int(counts[i])}
+        {
+            "low": float(edges[i]),
+            "high": float(edges[i + 1]),
+            "confidence": float(c),
+            "accuracy": float(a),
+            "count": int(counts[i]),
+        }
         for i, c, a in zip(filled, mean_confidence, accuracy, strict=True)
     ]
 

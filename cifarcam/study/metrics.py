@@ -9,7 +9,9 @@ def summary(y_true, y_pred):
     result = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for average, suffix in (("weighted", ""), ("macro", "_macro")):
         precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
-        result.update({f"precision{suffix}": float(precision), f"recall{suffix}": float(recall), f"f1{suffix}": float(f1)})
+        result.update(
+            {f"precision{suffix}": float(precision), f"recall{suffix}": float(recall), f"f1{suffix}": float(f1)}
+        )
     return result
 
 
@@ -31,8 +33,12 @@ def most_confused_pairs(y_true, y_pred, classes, top=5):
     pairs = [(int(mixed[a, b]), a, b) for a in range(len(classes)) for b in range(a + 1, len(classes))]
     pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
     return [
-        {"pair": [classes[a], classes[b]], "count": count, f"{classes[a]}_as_{classes[b]}": int(confusion[a, b]),
-         f"{classes[b]}_as_{classes[a]}": int(confusion[b, a])}
+        {
+            "pair": [classes[a], classes[b]],
+            "count": count,
+            f"{classes[a]}_as_{classes[b]}": int(confusion[a, b]),
+            f"{classes[b]}_as_{classes[a]}": int(confusion[b, a]),
+        }
         for count, a, b in pairs[:top]
     ]
 

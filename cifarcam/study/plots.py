@@ -19,9 +19,21 @@ def cam_grid(rows, path, title):
         axis.axis("off")
     for row_axes, (label, cells) in zip(axes, rows, strict=True):
         first = row_axes[0]
-        first.text(-0.06, 0.5, label, transform=first.transAxes, rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
+        first.text(
+            -0.06,
+            0.5,
+            label,
+            transform=first.transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+        )
         if not cells:
-            first.text(0.5, 0.5, "none in the test set", transform=first.transAxes, ha="center", va="center", fontsize=8)
+            first.text(
+                0.5, 0.5, "none in the test set", transform=first.transAxes, ha="center", va="center", fontsize=8
+            )
         for axis, (image, caption) in zip(row_axes, cells, strict=True):
             axis.imshow(image, interpolation="nearest")
             axis.text(0.5, -0.04, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
@@ -67,8 +79,14 @@ def reliability(points, path, title):
     centres = [(p["low"] + p["high"]) / 2 for p in points]
     widths = [p["high"] - p["low"] for p in points]
     top.bar(centres, [p["accuracy"] for p in points], widths, edgecolor="black", linewidth=0.5, label="accuracy")
-    top.plot([p["confidence"] for p in points], [p["accuracy"] for p in points], "o", color="tab:orange", markersize=3,
-             label="at the bin's mean confidence")
+    top.plot(
+        [p["confidence"] for p in points],
+        [p["accuracy"] for p in points],
+        "o",
+        color="tab:orange",
+        markersize=3,
+        label="at the bin's mean confidence",
+    )
     top.plot([0, 1], [0, 1], "--", color="0.4", linewidth=1, label="calibrated")
     top.set_ylabel("accuracy")
     top.set_xlim(0, 1)
@@ -86,8 +104,9 @@ def confusion(matrix, classes, path, title):
     figure, axis = plt.subplots(figsize=(6.2, 5.4))
     image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     for (row, column), share in np.ndenumerate(matrix):
-        axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=7,
-                  color="white" if share > 0.5 else "black")
+        axis.text(
+            column, row, f"{share:.2f}", ha="center", va="center", fontsize=7, color="white" if share > 0.5 else "black"
+        )
     axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     axis.set_yticks(range(len(classes)), classes, fontsize=8)
     axis.set_xlabel("predicted")

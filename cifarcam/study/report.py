@@ -23,7 +23,9 @@ def figures(labels):
         ("The mean map of each class over its right calls", "cam/{}_mean_cam.png"),
     ]
     sections = [("Accuracy per class, and what colour adds", [("figures/class_accuracy.png", "accuracy per class")])]
-    sections += [(title, [(path.format(variant), label) for variant, label in labels.items()]) for title, path in per_model]
+    sections += [
+        (title, [(path.format(variant), label) for variant, label in labels.items()]) for title, path in per_model
+    ]
     return sections
 
 
@@ -64,7 +66,11 @@ def most_confused(evaluation, labels):
             f"{label}: {a}/{b}, {first['count']} test images ({a} → {b} {first[f'{a}_as_{b}']}, "
             f"{b} → {a} {first[f'{b}_as_{a}']}); next {following}"
         )
-    return f"**Cat and dog are the most confused pair.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models. " + "; ".join(parts) + "."
+    return (
+        f"**Cat and dog are the most confused pair.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models. "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def diffuse_maps(metrics, labels):
@@ -79,14 +85,17 @@ def diffuse_maps(metrics, labels):
     return (
         f"**The maps are diffuse.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models (rule: diffuse while the "
         f"top 10% of pixels hold less than {100 * DIFFUSE_BELOW:.0f}% of the mass; a uniform map gives 10%, a single point 100%). "
-        + "; ".join(parts) + "."
+        + "; ".join(parts)
+        + "."
     )
 
 
 def class_gains(evaluation):
     """RGB's accuracy minus gray's for each class, largest first."""
-    gains = {name: evaluation["rgb"]["per_class"][name]["recall"] - evaluation["gray"]["per_class"][name]["recall"]
-             for name in evaluation["rgb"]["per_class"]}
+    gains = {
+        name: evaluation["rgb"]["per_class"][name]["recall"] - evaluation["gray"]["per_class"][name]["recall"]
+        for name in evaluation["rgb"]["per_class"]
+    }
     return dict(sorted(gains.items(), key=lambda item: -item[1]))
 
 

@@ -12,8 +12,18 @@ SCORES = {"precision": "precision", "recall": "recall", "f1": "F1"}  # weighted 
 CALIBRATION = {"ece": "ECE", "nll": "NLL", "brier": "Brier"}
 # The study this pipeline reruns, as it published its figures (weighted averages on the official test set).
 PUBLISHED = {
-    "the study's grayscale CNN (its figures)": {"accuracy": "79.6%", "precision": "80.2%", "recall": "79.6%", "f1": "79.3%"},
-    "the study's RGB CNN (its figures)": {"accuracy": "94.77%", "precision": "94.89%", "recall": "94.77%", "f1": "94.80%"},
+    "the study's grayscale CNN (its figures)": {
+        "accuracy": "79.6%",
+        "precision": "80.2%",
+        "recall": "79.6%",
+        "f1": "79.3%",
+    },
+    "the study's RGB CNN (its figures)": {
+        "accuracy": "94.77%",
+        "precision": "94.89%",
+        "recall": "94.77%",
+        "f1": "94.80%",
+    },
 }
 
 
@@ -54,7 +64,8 @@ def results_page(scores, details, labels):
     for variant, detail in details.items():
         lines += [f"## {labels[variant]}", "", "| class | precision | recall | F1 |", "|---|---|---|---|"]
         lines += [
-            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |" for name, c in detail["per_class"].items()
+            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |"
+            for name, c in detail["per_class"].items()
         ]
         pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} ({p['count']})" for p in detail["most_confused_pairs"])
         lines += ["", f"Most confused pairs (test images either way): {pairs}", ""]

@@ -19,7 +19,9 @@ from cifarcam.core.errors import PipelineError
 def steps_per_epoch(count, batch_size):
     """Training steps of one epoch of `count` images: full batches only."""
     if count < batch_size:
-        raise PipelineError(f"batch_size {batch_size} is larger than the {count} training images: lower batch_size in params.yaml")
+        raise PipelineError(
+            f"batch_size {batch_size} is larger than the {count} training images: lower batch_size in params.yaml"
+        )
     return count // batch_size
 
 

@@ -34,7 +34,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """
 
     def __init__(self, patience, resume_from=None):
-        super().__init__(monitor="val_loss", patience=math.inf if patience is None else patience, restore_best_weights=True)
+        super().__init__(
+            monitor="val_loss", patience=math.inf if patience is None else patience, restore_best_weights=True
+        )
         self.resume_from = resume_from
         if resume_from:
             self.best_weights = resume_from[1]  # before training too: a run that had stopped only takes them

@@ -125,4 +125,6 @@ def _small_map_convolution(images, kernel):
 
         return tf.nn.conv2d(images, kernel, 1, "SAME"), gradients
 
-    return convolution(images, tf.convert_to_tensor(kernel))  # a tensor: the gradient reaches a variable through its read
+    return convolution(
+        images, tf.convert_to_tensor(kernel)
+    )  # a tensor: the gradient reaches a variable through its read

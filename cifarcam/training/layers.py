@@ -31,7 +31,11 @@ def whitening_parameters(images):
         raise ValueError("the whitening layer needs training images that vary: a channel of these is all one value")
     standardized = (images - mean) / std
     patches = np.stack(
-        [standardized[:, row : row + images.shape[1] - PATCH + 1, column : column + images.shape[2] - PATCH + 1] for row in range(PATCH) for column in range(PATCH)],
+        [
+            standardized[:, row : row + images.shape[1] - PATCH + 1, column : column + images.shape[2] - PATCH + 1]
+            for row in range(PATCH)
+            for column in range(PATCH)
+        ],
         axis=-2,
     ).reshape(-1, PATCH * PATCH * channels)  # (patches, row-major 2x2 positions x channels)
     eigenvalues, eigenvectors = np.linalg.eigh(np.float64(patches.T) @ patches / len(patches))
@@ -53,7 +57,9 @@ class PatchWhitening(keras.layers.Layer):
         width = 2 * PATCH * PATCH * channels
         self.mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="mean")
         self.std = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="std")
-        self.kernel = self.add_weight(shape=(PATCH, PATCH, channels, width), initializer="zeros", trainable=False, name="kernel")
+        self.kernel = self.add_weight(
+            shape=(PATCH, PATCH, channels, width), initializer="zeros", trainable=False, name="kernel"
+        )
         self.bias = self.add_weight(shape=(width,), initializer="zeros", name="bias")
 
     def adapt(self, images):
@@ -66,7 +72,9 @@ class PatchWhitening(keras.layers.Layer):
     def call(self, images):
         dtype = self.compute_dtype
         standardized = (images - keras.ops.cast(self.mean, dtype)) / keras.ops.cast(self.std, dtype)
-        return keras.ops.conv(standardized, keras.ops.cast(self.kernel, dtype), padding="valid") + keras.ops.cast(self.bias, dtype)
+        return keras.ops.conv(standardized, keras.ops.cast(self.kernel, dtype), padding="valid") + keras.ops.cast(
+            self.bias, dtype
+        )
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape

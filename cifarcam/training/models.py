@@ -17,7 +17,10 @@ from cifarcam.training.layers import PatchWhitening
 NUM_CLASSES = len(CLASSES)
 ACTIVATIONS = {"relu": "relu", "gelu": fused.gelu}
 # PyTorch's default for Conv2d and Linear, which airbench keeps: kaiming_uniform(a=sqrt(5)), i.e. U(±1/sqrt(fan_in))
-TORCH_DEFAULT_INIT = {"class_name": "VarianceScaling", "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
+TORCH_DEFAULT_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},
+}
 
 
 def study_gray_cnn(input_shape=(32, 32, 1), dropout=0.5, filters=(32, 64, 128, 256)):
@@ -46,7 +49,9 @@ def study_rgb_cnn(input_shape=(32, 32, 3), dropout=0.5, filters=(32, 64, 128, 25
     return _classifier_head(inputs, x, "study_rgb_cnn")
 
 
-def resnet(input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1, batchnorm_momentum=0.9, activation="relu"):
+def resnet(
+    input_shape=(32, 32, 3), dropout=0.0, widths=(64, 256, 256), depth=1, batchnorm_momentum=0.9, activation="relu"
+):
     """A ResNet-style network with batch normalization, shaped like airbench's fast CIFAR-10 nets.
 
     A 3x3 stem convolution, then per width one stage: convolution, 2x2 max-pool, BN, activation,
@@ -116,7 +121,9 @@ def _bn_activation(x, name, unit):
 
 
 def _classifier_head(inputs, features, name, use_bias=True, kernel_initializer="glorot_uniform"):
-    logits = layers.Dense(NUM_CLASSES, use_bias=use_bias, kernel_initializer=kernel_initializer, name="logits", dtype="float32")(features)
+    logits = layers.Dense(
+        NUM_CLASSES, use_bias=use_bias, kernel_initializer=kernel_initializer, name="logits", dtype="float32"
+    )(features)
     probabilities = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probabilities, name=name)
 
@@ -154,7 +161,9 @@ def load(path, cpuinfo=precision.CPUINFO):
     except Exception as error:  # Keras raises many types for a bad file; all mean the same to the user
         reason = " ".join(str(error).split())[:300] or type(error).__name__
         raise PipelineError(f"cannot load model {path}: {reason}") from None
-    if precision.resolve("auto", cpuinfo) == "float32" and any(layer.compute_dtype == "bfloat16" for layer in model.layers):
+    if precision.resolve("auto", cpuinfo) == "float32" and any(
+        layer.compute_dtype == "bfloat16" for layer in model.layers
+    ):
         return in_float32(model)
     return model
 

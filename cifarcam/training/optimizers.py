@@ -28,14 +28,22 @@ class _BiasRate:
         # update_step may see the backend's variable (TensorFlow's is named "<layer>/beta:0"): go by index
         self._scaled = {self._get_variable_index(variable) for variable in variables if variable.name == "beta"}
         # by index too: a list of variables on the optimizer would be tracked as its own state
-        stopping = [self._get_variable_index(v) for v in variables if v.path == "whiten/bias" and self.whiten_bias_steps is not None]
+        stopping = [
+            self._get_variable_index(v)
+            for v in variables
+            if v.path == "whiten/bias" and self.whiten_bias_steps is not None
+        ]
         self._stopping_index = stopping[0] if stopping else None
 
     def _backend_apply_gradients(self, grads, trainable_variables):
         if self._stopping_index is None:
             return super()._backend_apply_gradients(grads, trainable_variables)
         index = self._stopping_index
-        slots = [getattr(self, name)[index] for name in ("momentums", "_momentums", "_velocities") if getattr(self, name, None)]
+        slots = [
+            getattr(self, name)[index]
+            for name in ("momentums", "_momentums", "_velocities")
+            if getattr(self, name, None)
+        ]
         stopping = [self._trainable_variables[index], *slots]
         kept = [keras.ops.copy(variable.value) for variable in stopping]
         super()._backend_apply_gradients(grads, trainable_variables)
@@ -158,12 +166,24 @@ def optimizer(params, steps_per_epoch):
     if params["whiten_bias_epochs"] is not None:
         extras["whiten_bias_steps"] = params["whiten_bias_epochs"] * steps_per_epoch
     if params["optimizer"] == "muon":
-        muon = {"muon_scale": params["muon_learning_rate"] / params["learning_rate"], "muon_momentum": params["muon_momentum"]}
-        return Muon(coupled_weight_decay=params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **muon, **extras)
+        muon = {
+            "muon_scale": params["muon_learning_rate"] / params["learning_rate"],
+            "muon_momentum": params["muon_momentum"],
+        }
+        return Muon(
+            coupled_weight_decay=params["weight_decay"],
+            learning_rate=rate,
+            momentum=params["momentum"],
+            nesterov=True,
+            **muon,
+            **extras,
+        )
     if params["weight_decay_mode"] == "coupled":
         if params["optimizer"] != "sgd":
             raise ValueError(f"weight_decay_mode coupled takes optimizer sgd, not {params['optimizer']}")
-        return CoupledSGD(params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **extras)
+        return CoupledSGD(
+            params["weight_decay"], learning_rate=rate, momentum=params["momentum"], nesterov=True, **extras
+        )
     sgd, adamw = (SGD, AdamW) if extras else (keras.optimizers.SGD, keras.optimizers.AdamW)
     options = {"learning_rate": rate, "weight_decay": params["weight_decay"]} | extras
     if params["optimizer"] == "sgd":

@@ -41,7 +41,9 @@ def cpu_flags(cpuinfo=CPUINFO):
 def _sysctl_flags():
     """Apple silicon's BF16 (M2 and later), as macOS reports it."""
     try:
-        answer = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True, timeout=10)
+        answer = subprocess.run(
+            ["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return set()
     return {"bf16"} if answer.stdout.strip() == "1" else set()
@@ -65,7 +67,9 @@ def _cpuid_function():
             kernel32 = ctypes.windll.kernel32
             kernel32.VirtualAlloc.restype = ctypes.c_void_p
             kernel32.VirtualAlloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_ulong, ctypes.c_ulong]
-            address = kernel32.VirtualAlloc(None, len(code), 0x3000, 0x40)  # MEM_COMMIT | MEM_RESERVE, EXECUTE_READWRITE
+            address = kernel32.VirtualAlloc(
+                None, len(code), 0x3000, 0x40
+            )  # MEM_COMMIT | MEM_RESERVE, EXECUTE_READWRITE
             ctypes.memmove(address, code, len(code))
             keep = None
         else:

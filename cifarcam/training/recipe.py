@@ -20,7 +20,6 @@ from cifarcam.training.optimizers import optimizer
 WHITENING_IMAGES = 5000  # airbench's: enough for a stable 12x12 patch covariance
 
 
-
 def compile_trainer(params, train_images):
     """The training model: uint8 images scaled to [0, 1], augmented, then the network; compiled with the recipe.
 
@@ -28,18 +27,24 @@ def compile_trainer(params, train_images):
     dtype policy is restored after.
     """
     if train_images.dtype != np.uint8:
-        raise ValueError(f"the trainer takes uint8 images, not {train_images.dtype}: load them with load_prepared(path, scale=False)")
+        raise ValueError(
+            f"the trainer takes uint8 images, not {train_images.dtype}: load them with load_prepared(path, scale=False)"
+        )
     steps = batches.steps_per_epoch(len(train_images), params["batch_size"])
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision.resolve(params["precision"]))
     try:
         network = models.build(params, train_images.shape[1:])
         if params["arch"] == "airbench":
-            stride = math.ceil(len(train_images) / WHITENING_IMAGES)  # spread over the classes, which the split keeps in order
+            stride = math.ceil(
+                len(train_images) / WHITENING_IMAGES
+            )  # spread over the classes, which the split keeps in order
             network.get_layer("whiten").adapt(to_unit_range(train_images[::stride]))
         augment = Augment(params["flip"], params["translate"], params["cutout"], steps, params["seed"])
         scale = UnitRange(name="unit_range", dtype="float32")
-        trainer = keras.Sequential([keras.Input(train_images.shape[1:], dtype="uint8"), scale, augment, network], name="trainer")
+        trainer = keras.Sequential(
+            [keras.Input(train_images.shape[1:], dtype="uint8"), scale, augment, network], name="trainer"
+        )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     trainer.compile(
@@ -78,12 +83,14 @@ def callbacks(params, trainer, train_count):
     added = []
     if params["lookahead"]:
         added.append(Lookahead(trainer.layers[-1], params["lookahead"], steps, params["epochs"]))
-    if params["arch"] == "airbench" and params["whiten_bias_epochs"] is not None and keras.backend.backend() == "tensorflow":
+    if (
+        params["arch"] == "airbench"
+        and params["whiten_bias_epochs"] is not None
+        and keras.backend.backend() == "tensorflow"
+    ):
         added.append(FreezeWhiteningBias(params["whiten_bias_epochs"]))
     return added
 
 
 def one_hot(labels):
     return np.eye(models.NUM_CLASSES, dtype=np.float32)[labels]
-
-

@@ -34,9 +34,17 @@ def learning_rate(params, steps_per_epoch):
     warmup = int(params["warmup"] * total)
     start, end = peak * params["lr_start"], peak * params["lr_end"]
     if params["schedule"] == "onecycle":
-        return PiecewiseLinear([0, warmup, total], [start, peak, end]) if warmup else PiecewiseLinear([0, total], [peak, end])
+        return (
+            PiecewiseLinear([0, warmup, total], [start, peak, end])
+            if warmup
+            else PiecewiseLinear([0, total], [peak, end])
+        )
     if params["schedule"] == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            start if warmup else peak, total - warmup, alpha=params["lr_end"], warmup_target=peak if warmup else None, warmup_steps=warmup
+            start if warmup else peak,
+            total - warmup,
+            alpha=params["lr_end"],
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
         )
     return peak

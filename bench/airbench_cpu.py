@@ -170,7 +170,7 @@ class Airbench94:
                 v.copy_(s)
 
     def train_epoch(self):
-        """One epoch (the first also whitens and pads the data, inside airbench's own timing); returns images trained."""
+        """One epoch (the first also whitens and pads the data, within airbench's timing); returns images trained."""
         epoch, bs, pad = self.epochs_done, hyp["batch_size"], hyp["translate"]
         if epoch == 0:
             init_whitening_conv(self.net[0], self.x_train[:5000])

@@ -1,7 +1,8 @@
 """GPU benchmarks of the training recipes, on the Keras JAX backend (no TensorFlow needed).
 
     KERAS_BACKEND=jax python -m bench.gpu_recipes race --data cifar10-jpeg.tar.gz
-    KERAS_BACKEND=jax python -m bench.gpu_recipes sweep --data cifar10-jpeg.tar.gz --try "epochs=16 label_smoothing=0.2" --try ...
+    KERAS_BACKEND=jax python -m bench.gpu_recipes sweep --data cifar10-jpeg.tar.gz \
+        --try "epochs=16 label_smoothing=0.2" --try ...
 
 `race` trains airbench94, airbench96 (PyPI `airbench`, PyTorch) and our GPU recipes below
 on the same data in the same process: the official 50,000 training images (airbench's

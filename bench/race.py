@@ -211,7 +211,8 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
     """The closing block: machine and precision, then each ratio, or why it was not measured."""
     lines = [
         f"machine: {machine}",
-        f"precision: {dtype_policy} for our trainers, {'bfloat16 autocast' if 'bfloat16' in dtype_policy else 'float32'} for airbench94",
+        f"precision: {dtype_policy} for our trainers, "
+        f"{'bfloat16 autocast' if 'bfloat16' in dtype_policy else 'float32'} for airbench94",
     ]
     ran = {name: epochs for name, epochs in history.items() if epochs}
     for name, epochs in ran.items():
@@ -232,11 +233,13 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
         target, reference = ran[AIRBENCH][-1]["test"]["tta"], sum(e["seconds"] for e in ran[AIRBENCH])
         reached = time_to_accuracy(ran[OURS], target)
         if reached is None:
-            result = f"not reached: ours' best test tta {max(e['test']['tta'] for e in ran[OURS]):.4f} in {len(ran[OURS])} epochs ({sum(e['seconds'] for e in ran[OURS]):.1f} s)"
+            best, seconds = max(e["test"]["tta"] for e in ran[OURS]), sum(e["seconds"] for e in ran[OURS])
+            result = f"not reached: ours' best test tta {best:.4f} in {len(ran[OURS])} epochs ({seconds:.1f} s)"
         else:
             result = f"{reached / reference:.2f} ({reached:.1f} s / {reference:.1f} s)"
         lines.append(
-            f"ratio 1, time to airbench94's test accuracy with TTA {target:.4f}, ours / airbench94 (goal ≤ 1.0): {result}"
+            f"ratio 1, time to airbench94's test accuracy with TTA {target:.4f}, ours / airbench94 (goal ≤ "
+            f"1.0): {result}"
         )
     else:
         lines.append(
@@ -248,7 +251,8 @@ def summary(history, flops, peak, machine, dtype_policy, finished):
             ran[AIRBENCH], "cpu_seconds"
         )
         lines.append(
-            f"ratio 2, training throughput on airbench94's network, ours_airbench_net / airbench94 (goal ≥ 1.0): {ratio:.2f} "
+            "ratio 2, training throughput on airbench94's network, ours_airbench_net / airbench94 (goal ≥ "
+            f"1.0): {ratio:.2f} "
             f"(per second of process CPU time: {by_cpu:.2f})"
         )
     else:
@@ -269,7 +273,8 @@ def machine_line():
         for name, mark in ISA_CAPS.items()
         if name in os.environ and mark in os.environ[name]
     ]
-    line = f"{precision.machine_summary()}; flags: {' '.join(flag for flag in CPU_FLAGS if flag in flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
+    listed = " ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + " ".join(CPU_FLAGS)
+    line = f"{precision.machine_summary()}; flags: {listed}"
     return line + (f"; instructions capped: {' '.join(caps)}" if caps else "")
 
 
@@ -305,7 +310,8 @@ def main():
     params = recipes(dtype_policy, args.seed, args.ours_epochs)
     machine = machine_line()
     print(
-        f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {dtype_policy}",
+        f"{machine}\nTensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); {dtype_policy}",
         flush=True,
     )
     trainers = {}

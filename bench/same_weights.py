@@ -44,7 +44,8 @@ variant, precision, epochs, images, prepared, out = sys.argv[1:]
 uint8 = "scale" in inspect.signature(load_prepared).parameters  # older trainers took float images
 data = load_prepared(Path(prepared) / f"{variant}.npz", **({"scale": False} if uint8 else {}))
 chosen = np.random.default_rng(0).permutation(len(data["x_train"]))[: int(images)]
-data = {"x_train": data["x_train"][chosen], "y_train": data["y_train"][chosen], "x_val": data["x_val"][:512], "y_val": data["y_val"][:512]}
+data = {"x_train": data["x_train"][chosen], "y_train": data["y_train"][chosen],
+        "x_val": data["x_val"][:512], "y_val": data["y_val"][:512]}
 params = recipe(variant) | {"precision": precision, "epochs": int(epochs)}
 with tempfile.TemporaryDirectory() as scratch:
     model = train(data, params, Path(scratch) / "live", Path(scratch) / "checkpoint")
@@ -87,12 +88,14 @@ def main():
         theirs = trained_weights(other, args, Path(scratch) / "theirs.npz")
         differing = [name for name in ours.files if not np.array_equal(ours[name], theirs[name])]
     print(
-        f"{len(ours.files)} weight arrays after {args.epochs} epochs of {args.images} {args.variant} images ({args.precision}):"
+        f"{len(ours.files)} weight arrays after {args.epochs} epochs of {args.images} {args.variant} images "
+        f"({args.precision}):"
     )
     print(
         "identical, bit for bit"
         if not differing
-        else f"{len(differing)} differ (largest difference {max(float(np.abs(ours[n] - theirs[n]).max()) for n in differing):.3g})"
+        else f"{len(differing)} differ (largest difference "
+        f"{max(float(np.abs(ours[n] - theirs[n]).max()) for n in differing):.3g})"
     )
 
 

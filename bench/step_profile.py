@@ -177,7 +177,8 @@ def main():
     bfloat16 = "bfloat16" in dtype_policy
     tf_dtype = tf.bfloat16 if bfloat16 else tf.float32
     print(
-        "\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch |\n|---|---|---|---|---|---|"
+        "\n| convolution | input | kernel | TF fwd / in-grad / kernel-grad ms | PyTorch ms | TF ÷ PyTorch "
+        "|\n|---|---|---|---|---|---|"
     )
     totals, fastest_kernels = np.zeros((2, 3)), {}
     for name, shape, kernel_shape, padding in convolutions(network):
@@ -193,14 +194,18 @@ def main():
         fastest_kernels[name] = np.fmin(ours, theirs)
         cells = " / ".join(f"{t * 1e3:.1f}" for t in ours), " / ".join(f"{t * 1e3:.1f}" for t in theirs)
         print(
-            f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | {' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))} |",
+            f"| {name} | {shape} | {kernel_shape} | {cells[0]} | {cells[1]} | "
+            f"{' / '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))} |",
             flush=True,
         )
     print(
-        f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | {' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | {' / '.join(f'{a / b:.2f}' for a, b in zip(*totals, strict=True))} |"
+        f"| all | | | {' / '.join(f'{t * 1e3:.0f}' for t in totals[0])} | "
+        f"{' / '.join(f'{t * 1e3:.0f}' for t in totals[1])} | "
+        f"{' / '.join(f'{a / b:.2f}' for a, b in zip(*totals, strict=True))} |"
     )
     print(
-        "\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|"
+        "\n| 3x3 convolution over a small map | input | kernel gradient, Keras / fused ms | forward + both "
+        "gradients, Keras / fused ms | fused ÷ Keras |\n|---|---|---|---|---|"
     )
     for name, shape, kernel_shape, padding in convolutions(network):
         if kernel_shape[:2] == (3, 3) and padding == "SAME" and max(shape[:2]) <= fused.SMALL_MAP:
@@ -210,7 +215,9 @@ def main():
             )
             fastest_kernels[name][2] = min(fastest_kernels[name][2], fused_kernel)
             print(
-                f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | {keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | {fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |",
+                f"| {name} | {shape} | {keras_kernel * 1e3:.1f} / {fused_kernel * 1e3:.1f} | "
+                f"{keras_all * 1e3:.1f} / {fused_all * 1e3:.1f} | "
+                f"{fused_kernel / keras_kernel:.2f} / {fused_all / keras_all:.2f} |",
                 flush=True,
             )
     if torch:
@@ -230,11 +237,13 @@ def print_ceiling(fastest_kernels, step_flops, steps, bfloat16):
     print(f"\nmatrix product: {', '.join(f'{name} {value / 1e9:.0f} GFLOP/s' for name, value in products.items())}")
     for name, step_seconds in steps.items():
         print(
-            f"{name}: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of {best_name}'s matrix product"
+            f"{name}: {step_flops / step_seconds / 1e9:.0f} GFLOP/s, {step_flops / step_seconds / best:.2f} of "
+            f"{best_name}'s matrix product"
         )
     print(
         f"ceiling, every convolution at its fastest kernel above and nothing else: {ceiling_seconds * 1e3:.0f} ms, "
-        f"{step_flops / ceiling_seconds / 1e9:.0f} GFLOP/s, {step_flops / ceiling_seconds / best:.2f} of {best_name}'s matrix product"
+        f"{step_flops / ceiling_seconds / 1e9:.0f} GFLOP/s, {step_flops / ceiling_seconds / best:.2f} of "
+        f"{best_name}'s matrix product"
     )
 
 

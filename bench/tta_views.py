@@ -47,7 +47,8 @@ def main():
     for name in SHIFTS:
         for mirrored in (False, True):
             print(
-                f"| {name} | {mirrored} | {len(SHIFTS[name]) * (1 + mirrored)} | {scores[name, mirrored, 'gray']:.2%} | {scores[name, mirrored, 'rgb']:.2%} |"
+                f"| {name} | {mirrored} | {len(SHIFTS[name]) * (1 + mirrored)} | "
+                f"{scores[name, mirrored, 'gray']:.2%} | {scores[name, mirrored, 'rgb']:.2%} |"
             )
 
 

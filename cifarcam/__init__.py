@@ -6,6 +6,7 @@
     explain/   class activation maps, their faithfulness, which images to show, explaining your own images
     study/     metrics, calibration, statistics, test-time augmentation, tables, figures, the write-up
     scale/     data-parallel training, -S grids, Slurm sweeps
+    cli.py     the `cifarcam` command: predict, sweep
 
 Importing the package or any subpackage loads no backend: modules that compute with Keras import
 it through `cifarcam.core.backend`.

@@ -65,7 +65,8 @@ def main():
         )
     scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
     print(
-        f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = {scores['rgb_vs_gray']['mcnemar_p']:.3g}"
+        f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = "
+        f"{scores['rgb_vs_gray']['mcnemar_p']:.3g}"
     )
     write_reports(scores, details, confusions, classes, model_labels(recipes()))
 

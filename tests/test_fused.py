@@ -7,7 +7,7 @@ from cifarcam.training import fused
 
 
 def trained_step(layer, images, upstream):
-    """One training call of `layer`: its outputs, the gradients of the inputs and of BN's shift, its moving statistics."""
+    """One training call of `layer`: its outputs, the gradients of its inputs and BN's shift, its moving statistics."""
     import tensorflow as tf
 
     images = tf.constant(images)

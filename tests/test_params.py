@@ -74,7 +74,8 @@ def test_an_old_architecture_name_is_refused_with_its_new_name(old, new):
 def test_the_package_and_the_parameter_checks_load_no_backend():
     """download, preprocess and the checks must not pay TensorFlow's start-up."""
     code = (
-        "import sys, cifarcam, cifarcam.core.params, cifarcam.data.download, cifarcam.data.readers, cifarcam.data.prepare\n"
+        "import sys, cifarcam, cifarcam.core.params, cifarcam.data.download, cifarcam.data.readers, "
+        "cifarcam.data.prepare\n"
         "import cifarcam.core, cifarcam.training, cifarcam.explain, cifarcam.study, cifarcam.scale\n"
         "import stages.download, stages.preprocess\n"
         "cifarcam.core.params.load_section('download')\n"

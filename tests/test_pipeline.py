@@ -72,8 +72,8 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
         assert (project.path / "reports/figures" / name).read_bytes()[:4] == b"\x89PNG"
     write_up = (project.path / "reports/README.md").read_text()
     assert (
-        f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} | {100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%"
-        in write_up
+        f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} | "
+        f"{100 * metrics['rgb']['accuracy']:.2f}% ({100 * metrics['rgb']['accuracy_ci95_low']:.2f}%" in write_up
     )
     assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)

@@ -34,7 +34,7 @@ def test_a_named_precision_is_kept_whatever_the_cpu(tmp_path, policy):
 
 
 def test_cpuid_finds_the_bfloat16_flags_that_linux_lists():
-    """Windows and Intel Macs have no /proc/cpuinfo: there `auto` asks the CPUID instruction, checked here against Linux."""
+    """Windows and Intel Macs have no /proc/cpuinfo: `auto` asks CPUID there, checked here against Linux."""
     assert precision.cpuid_flags() == precision.cpu_flags() & {"avx512_bf16", "amx_bf16"}
 
 

@@ -61,8 +61,8 @@ def test_the_summary_gives_each_ratio_against_airbench94():
     text = "\n".join(lines)
     assert "machine: a CPU" in text
     assert (
-        "ratio 1, time to airbench94's test accuracy with TTA 0.9000, ours / airbench94 (goal ≤ 1.0): 1.50 (30.0 s / 20.0 s)"
-        in text
+        "ratio 1, time to airbench94's test accuracy with TTA 0.9000, ours / airbench94 (goal ≤ 1.0): 1.50 "
+        "(30.0 s / 20.0 s)" in text
     )
     assert "ours_airbench_net / airbench94 (goal ≥ 1.0): 0.50 (per second of process CPU time: 0.50)" in text
     assert (

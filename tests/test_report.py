@@ -134,7 +134,8 @@ def test_the_report_stage_refuses_to_write_without_the_figures(stage_run):
     _, missing, _ = stage_run
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert re.fullmatch(
-        r"error: reports/figures/class_accuracy.png not found: run the evaluate and gradcam stages first \(dvc repro\)\n",
+        r"error: reports/figures/class_accuracy.png not found: run the evaluate and gradcam stages first \(dvc "
+        r"repro\)\n",
         missing.stderr,
     )
 

@@ -81,13 +81,14 @@ class Place:
 
 
 def start(batch_size):
-    """Set up the distribution `CIFARCAM_DISTRIBUTE` asks for (before any model is built); return this process's Place."""
+    """Set up the distribution `CIFARCAM_DISTRIBUTE` asks for (before any model is built); this process's Place."""
     mode = os.environ.get(MODE_VARIABLE, "")
     if not mode:
         return Place()
     if mode not in ("data_parallel", "mirrored"):
         raise PipelineError(
-            f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel (JAX) or mirrored (TensorFlow), or unset it"
+            f"{MODE_VARIABLE}={mode!r} is not a distribution: set it to data_parallel (JAX) or mirrored "
+            "(TensorFlow), or unset it"
         )
     if mode == "mirrored":
         return _mirrored(batch_size)
@@ -112,7 +113,8 @@ def start(batch_size):
 def _mirrored(batch_size):
     if keras.backend.backend() != "tensorflow":
         raise PipelineError(
-            f"{MODE_VARIABLE}=mirrored is TensorFlow's MirroredStrategy: set KERAS_BACKEND=tensorflow, or use data_parallel on JAX"
+            f"{MODE_VARIABLE}=mirrored is TensorFlow's MirroredStrategy: set KERAS_BACKEND=tensorflow, or use "
+            "data_parallel on JAX"
         )
     import tensorflow as tf
 

@@ -34,7 +34,7 @@ def cam_grid(rows, path, title):
             first.text(
                 0.5, 0.5, "none in the test set", transform=first.transAxes, ha="center", va="center", fontsize=8
             )
-        for axis, (image, caption) in zip(row_axes, cells, strict=True):
+        for axis, (image, caption) in zip(row_axes, cells, strict=False):  # a row may be shorter than the widest
             axis.imshow(image, interpolation="nearest")
             axis.text(0.5, -0.04, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
     _save(figure, path, title)
@@ -47,7 +47,7 @@ def mean_maps(maps_by_class, path, title):
     figure, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, (name, (heatmap, count)) in zip(axes.flat, maps_by_class.items(), strict=True):
+    for axis, (name, (heatmap, count)) in zip(axes.flat, maps_by_class.items(), strict=False):  # cells may stay empty
         axis.imshow(heatmap, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
         axis.set_title(f"{name} (n={count})", fontsize=9)
     _save(figure, path, title)

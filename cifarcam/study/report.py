@@ -48,9 +48,11 @@ def rgb_against_gray(metrics, labels):
         verdict = f"{_verdict(False)}: RGB is not ahead"
     return (
         f"**RGB is more accurate than gray.** {verdict}. {labels['rgb']} {percent(metrics['rgb']['accuracy'])} against "
-        f"{labels['gray']} {percent(metrics['gray']['accuracy'])} on the same {metrics['rgb']['test_images']:,} test images: "
+        f"{labels['gray']} {percent(metrics['gray']['accuracy'])} on the same "
+        f"{metrics['rgb']['test_images']:,} test images: "
         f"{_points(difference)} points (95% CI {_points(test['accuracy_difference_ci95_low'])} to "
-        f"{_points(test['accuracy_difference_ci95_high'])}). {test['rgb_right_gray_wrong']} images were right only in RGB "
+        f"{_points(test['accuracy_difference_ci95_high'])}). {test['rgb_right_gray_wrong']} images were right "
+        "only in RGB "
         f"and {test['gray_right_rgb_wrong']} only in gray; McNemar's exact p = {p:.3g}."
     )
 
@@ -83,10 +85,10 @@ def diffuse_maps(metrics, labels):
             f"{percent(cam['area_above_half'])} of pixels lie above half the peak ({cam['images']} test images)"
         )
     return (
-        f"**The maps are diffuse.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models (rule: diffuse while the "
-        f"top 10% of pixels hold less than {100 * DIFFUSE_BELOW:.0f}% of the mass; a uniform map gives 10%, a single point 100%). "
-        + "; ".join(parts)
-        + "."
+        f"**The maps are diffuse.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models (rule: "
+        "diffuse while the "
+        f"top 10% of pixels hold less than {100 * DIFFUSE_BELOW:.0f}% of the mass; a uniform map gives 10%, a "
+        "single point 100%). " + "; ".join(parts) + "."
     )
 
 
@@ -106,8 +108,10 @@ def colour_for_animals(evaluation):
     animal_mean, vehicle_mean = sum(animals) / len(animals), sum(vehicles) / len(vehicles)
     listed = ", ".join(f"{name} {_points(gain)}" for name, gain in gains.items())
     return (
-        f"**Colour helps especially for animals.** {_verdict(animal_mean > vehicle_mean)}: RGB's accuracy minus gray's is "
-        f"{_points(animal_mean)} points on average over the {len(animals)} animal classes and {_points(vehicle_mean)} over "
+        f"**Colour helps especially for animals.** {_verdict(animal_mean > vehicle_mean)}: RGB's accuracy "
+        "minus gray's is "
+        f"{_points(animal_mean)} points on average over the {len(animals)} animal classes and "
+        f"{_points(vehicle_mean)} over "
         f"the {len(vehicles)} vehicle classes. Per class, largest gain first: {listed}."
     )
 
@@ -118,7 +122,8 @@ def calibration_note(metrics, labels):
         c, accuracy = metrics[variant]["calibration"], metrics[variant]["accuracy"]
         leaning = "under-confident" if c["mean_confidence"] < accuracy else "over-confident"
         parts.append(
-            f"{label}: ECE {c['ece']:.4f}, mean confidence {percent(c['mean_confidence'])} against accuracy {percent(accuracy)} "
+            f"{label}: ECE {c['ece']:.4f}, mean confidence {percent(c['mean_confidence'])} against accuracy "
+            f"{percent(accuracy)} "
             f"({leaning})"
         )
     return "**How honest the probabilities are** (not one of the study's findings): " + "; ".join(parts) + "."
@@ -140,8 +145,10 @@ def write_up(metrics, evaluation, labels):
         "",
         (
             "Weighted averages over the ten classes with test-time augmentation; accuracy with its 95% Wilson score "
-            "interval; the expected calibration error over equal-width confidence bins (ECE, `evaluate.calibration_bins`), "
-            "the negative log-likelihood (NLL) and the Brier score summed over classes (0 to 2): lower is better for the "
+            "interval; the expected calibration error over equal-width confidence bins (ECE, "
+            "`evaluate.calibration_bins`), "
+            "the negative log-likelihood (NLL) and the Brier score summed over classes (0 to 2): lower is "
+            "better for the "
             "last three."
         ),
         "",

@@ -41,7 +41,7 @@ def paired_difference(only_a_right, only_b_right, images, confidence=0.95):
 
 
 def compare(correct_a, correct_b, names=("a", "b"), confidence=0.95):
-    """The comparison section of reports/metrics.json: discordant counts, McNemar's p, the difference and its interval."""
+    """The comparison section of reports/metrics.json: discordant counts, McNemar's p, the difference, its interval."""
     (a, b), (only_a, only_b) = names, discordant(correct_a, correct_b)
     difference, (low, high) = paired_difference(only_a, only_b, len(correct_a), confidence)
     return {

@@ -19,7 +19,7 @@ def views(images, mode):
 
 
 def shifted(images, rows, columns):
-    """The (N, H, W, C) images moved so that pixel (i, j) shows (i + rows, j + columns), reflect padding at the edges."""
+    """The (N, H, W, C) images moved so that pixel (i, j) shows (i + rows, j + columns), reflect-padded at the edges."""
     pad = max(abs(rows), abs(columns))
     padded = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode="reflect")
     height, width = images.shape[1:3]

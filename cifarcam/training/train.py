@@ -146,6 +146,7 @@ def train(data, params, live_dir, checkpoint_dir, place=None):
         if live:
             live.summary.update(summary)
         print(
-            f"trained {summary['epochs_run']} epochs in {time.perf_counter() - started:.0f} s; best epoch {summary['best_epoch']}"
+            f"trained {summary['epochs_run']} epochs in {time.perf_counter() - started:.0f} s; best epoch "
+            f"{summary['best_epoch']}"
         )
     return run.model.layers[-1]

@@ -130,10 +130,10 @@ def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     project.commit("rgb: two epochs")
 
     assert json.loads(project.dvc("params", "diff", "HEAD~1", "--json").stdout) == {
-        "params.yaml": {"train_rgb.epochs": {"old": 1, "new": 2, "diff": 1}}
+        "params.yaml": {"train_rgb.epochs": {"old": None, "new": 2}}  # a key added to RGB's overrides
     }
     table = project.dvc("params", "diff", "HEAD~1").stdout
-    assert re.search(r"params\.yaml\s+train_rgb\.epochs\s+1\s+2", table), table
+    assert re.search(r"params\.yaml\s+train_rgb\.epochs\s+-\s+2", table), table
 
     changed = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)[METRICS]
     assert changed and all(key.startswith(("rgb.", "rgb_vs_gray.")) for key in changed), (

@@ -7,6 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+import yaml
 from pipeline_project import ROOT, SHARED_COPY, Project, make_image_folder_archive, tiny_params
 
 from cifarcam.core.names import model_labels
@@ -82,7 +83,7 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
 
 def test_a_change_to_the_write_up_reruns_only_the_report(project):
     project.repro()
-    stage = project.path / "cifarcam/report.py"
+    stage = project.path / "cifarcam/study/report.py"
     stage.write_text(stage.read_text().replace("this run's write-up", "this run, written up"))
     assert project.repro().stages == ["report"]
     assert (
@@ -90,7 +91,7 @@ def test_a_change_to_the_write_up_reruns_only_the_report(project):
         .read_text()
         .startswith("# Gray against RGB on CIFAR-10: this run, written up")
     )
-    project.git("checkout", "cifarcam/report.py")
+    project.git("checkout", "cifarcam/study/report.py")
     assert project.repro().stages == ["report"]
 
 
@@ -175,6 +176,16 @@ def test_a_training_parameter_reruns_only_that_model_and_what_follows(project, v
     result = project.repro()
     assert result.stages == [f"train_{variant}", "evaluate", "gradcam", "report"]
     assert f"Stage 'train_{other}' didn't change" in result.stdout or f"train_{other}" not in result.stdout
+
+
+def test_a_shared_training_parameter_retrains_both_models_and_a_second_repro_runs_nothing(project):
+    project.repro()
+    before = yaml.safe_load((project.path / "params.yaml").read_text())
+    project.set_params(**{"train.label_smoothing": 0.1})
+    assert project.repro().stages == ["train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    (project.path / "params.yaml").write_text(yaml.safe_dump(before, sort_keys=False))
+    assert project.repro().stages == ["train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    assert project.repro().stages == []
 
 
 def test_metrics_show_reads_both_models(project):

@@ -1,4 +1,4 @@
-"""GPU benchmarks of the training recipes, on the Keras JAX backend (no TensorFlow needed).
+r"""GPU benchmarks of the training recipes, on the Keras JAX backend (no TensorFlow needed).
 
     KERAS_BACKEND=jax python -m bench.gpu_recipes race --data cifar10-jpeg.tar.gz
     KERAS_BACKEND=jax python -m bench.gpu_recipes sweep --data cifar10-jpeg.tar.gz \

@@ -17,7 +17,7 @@ step, which traces and compiles it, then the initial weights and
 optimizer state are restored; airbench94: two steps of a throwaway copy). airbench94's first
 epoch includes its whitening and padding of the data, as airbench times itself. After each
 epoch, untimed, each is scored on the validation and the test split, without and with test-time
-augmentation: ours with evaluate's (params.yaml's evaluate.tta, cifarcam.tta), airbench94 with
+augmentation: ours with evaluate's (params.yaml's evaluate.tta, cifarcam.study.tta), airbench94 with
 its own (mirror and 1-pixel shifts, 6 views).
 
 The summary's ratios, each on the same CPU in the same command:
@@ -30,7 +30,7 @@ The summary's ratios, each on the same CPU in the same command:
    A step's FLOPs are counted analytically from the convolutions' and dense layers' shapes:
    forward 2 per multiply-add, backward twice the forward; other layers are not counted.
 Precision: bfloat16 for all (Keras mixed_bfloat16, PyTorch bfloat16 autocast) where the CPU has
-native bfloat16 (cifarcam.precision), float32 for all elsewhere or with --float32.
+native bfloat16 (cifarcam.training.precision), float32 for all elsewhere or with --float32.
 """
 
 import argparse

@@ -12,7 +12,7 @@ once the whitening bias stops (recipe.FreezeWhiteningBias), where the recipe sto
 convolution of the network alone, at its input's shape and in the recipe's precision: forward,
 gradient of the input and gradient of the kernel, in TensorFlow and in PyTorch (channels-last,
 as airbench runs); for the 3x3 convolutions over small maps, also a whole forward and backward
-pass through Keras's Conv2D against cifarcam.fused's, whose kernel gradient is nine matrix
+pass through Keras's Conv2D against cifarcam.training.fused's, whose kernel gradient is nine matrix
 products. Each figure is the fastest of `--repeats` runs after one untimed run, which
 keeps the least disturbed one on a shared machine. Last (with PyTorch), the step's FLOP/s against
 a large matrix product's (bench.race's ratio 3) and its ceiling: the ratio a step would reach if
@@ -229,7 +229,7 @@ def print_ceiling(fastest_kernels, step_flops, steps, bfloat16):
     """The FLOP/s ratio (bench.race's ratio 3) of the whole step, and the most any step could reach with these kernels.
 
     The ceiling assumes each convolution's forward pass and gradients take the fastest time measured
-    above (TensorFlow, PyTorch or cifarcam.fused) and that nothing else in the step takes any time.
+    above (TensorFlow, PyTorch or cifarcam.training.fused) and that nothing else in the step takes any time.
     """
     products = matmul_flops(bfloat16)
     best_name, best = max(products.items(), key=lambda item: item[1])

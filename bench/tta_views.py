@@ -2,8 +2,8 @@
 
     python -m bench.tta_views        # after dvc repro (or dvc pull): models/ and data/prepared/
 
-Each set of views is a list of (rows, columns) shifts (`cifarcam.tta.shifted`), with or without
-their mirrors; the probabilities are averaged over the views, as `cifarcam.tta` does. The validation split is the
+Each set of views is a list of (rows, columns) shifts (`cifarcam.study.tta.shifted`), with or without
+their mirrors; the probabilities are averaged over the views, as `cifarcam.study.tta` does. The validation split is the
 one no recipe choice looked at, so picking a TTA here does not bias the test figures.
 """
 

@@ -4,7 +4,7 @@
     python -m cifarcam.sweep wait JOBID       # one line per task: ok, or failed with its log and error
     python -m cifarcam.sweep gather JOBID     # `dvc exp pull` of the grid's experiments, for `dvc exp show`
 
-The grid expands as `dvc exp run --queue` expands it (cifarcam.grid); `dvc queue` stays the way to
+The grid expands as `dvc exp run --queue` expands it (cifarcam.scale.grid); `dvc queue` stays the way to
 run one on a single machine. Each point's experiment is named after its values, so submitting the
 same grid again runs only the points that have no experiment on the git remote yet (cancelled or
 failed ones). The commit swept is HEAD (or --rev), which must be pushed: each task clones it.

@@ -1,12 +1,14 @@
 """Stage evaluate: both models on the official test set, with test-time augmentation (evaluate.tta).
 
 Writes reports/metrics.json (DVC metrics: the scores with their 95% intervals, per-class errors,
-calibration, under `cam` how faithful and how concentrated the class activation maps are, and
-under `rgb_vs_gray` McNemar's test and the accuracy difference), reports/evaluation.json
+calibration before and after a temperature fitted on the validation split, under `cam` how
+faithful and how concentrated the class activation maps are, and under `rgb_vs_gray` McNemar's
+test and the accuracy difference), reports/evaluation.json
 (per-class scores, the most confused pairs, the reliability diagrams' bins),
 reports/confusion/<variant>.csv (DVC confusion plots), reports/figures/*.png (per-class accuracy,
 reliability diagrams, normalised confusion matrices) and reports/results.md (the study's table).
-Every statistic is computed from one set of TTA probabilities per model.
+Every statistic is computed from one set of TTA probabilities per model (the validation split's
+only fit the temperature).
 """
 
 import json
@@ -38,7 +40,13 @@ def main():
         plain, predicted = per_view[0].argmax(axis=1), probabilities.argmax(axis=1)
         truth, classes = data["y_test"], data["classes"]
         correct[variant] = predicted == truth
-        reliability = calibration.reliability(truth, probabilities, params["calibration_bins"])
+        bins = params["calibration_bins"]
+        validation = tta.average(tta.predict_views(model, data["x_val"], params["tta"]))
+        calibrated, reliability, scaled_reliability = calibration.assess(
+            truth, probabilities, data["y_val"], validation, bins
+        )
+        single_view = calibration.summary(truth, per_view[0], calibration.reliability(truth, per_view[0], bins))
+        calibrated["without_tta"] = {key: single_view[key] for key in ("ece", "mean_confidence")}
         low, high = stats.accuracy_interval(correct[variant])
         scores[variant] = metrics.summary(truth, predicted) | {
             "accuracy_ci95_low": low,
@@ -47,13 +55,14 @@ def main():
             "class_error": metrics.class_errors(truth, predicted, classes),
             "accuracy_without_tta": float((plain == truth).mean()),
             "test_images": int(len(truth)),
-            "calibration": calibration.summary(truth, probabilities, reliability),
+            "calibration": calibrated,
         }
         scores[variant]["cam"] = cam_scores(model, data["x_test"], plain, method, params)
         details[variant] = {
             "per_class": metrics.per_class(truth, predicted, classes),
             "most_confused_pairs": metrics.most_confused_pairs(truth, predicted, classes),
             "reliability": reliability,
+            "reliability_scaled": scaled_reliability,
             "confusion_shares": metrics.confusion_shares(truth, predicted, classes).tolist(),
         }
         confusions[variant] = pd.DataFrame(
@@ -61,7 +70,8 @@ def main():
         )
         print(
             f"{variant}: accuracy {scores[variant]['accuracy']:.4f} ({low:.4f}–{high:.4f}), "
-            f"weighted F1 {scores[variant]['f1']:.4f}, ECE {scores[variant]['calibration']['ece']:.4f}"
+            f"weighted F1 {scores[variant]['f1']:.4f}, ECE {calibrated['ece']:.4f} "
+            f"({calibrated['scaled']['ece']:.4f} at the validation's temperature {calibrated['temperature']:.3f})"
         )
     scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
     print(
@@ -103,6 +113,11 @@ def write_figures(details, classes, labels, folder):
     for variant in VARIANTS:
         plots.reliability(
             details[variant]["reliability"], folder / f"{variant}_reliability.png", f"Reliability, {labels[variant]}"
+        )
+        plots.reliability(
+            details[variant]["reliability_scaled"],
+            folder / f"{variant}_reliability_scaled.png",
+            f"Reliability after temperature scaling, {labels[variant]}",
         )
         plots.confusion(
             np.array(details[variant]["confusion_shares"]),

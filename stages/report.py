@@ -16,7 +16,8 @@ REPORTS = Path("reports")
 
 
 def main():
-    labels = model_labels(recipes())
+    by_variant = recipes()
+    labels, smoothing = model_labels(by_variant), {v: r["label_smoothing"] for v, r in by_variant.items()}
     metrics, evaluation = (read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json"))
     for _, images in report.figures(labels):
         for path, _ in images:
@@ -25,7 +26,7 @@ def main():
                     f"{REPORTS / path} not found: run the evaluate and gradcam stages first (dvc repro)"
                 )
     with atomic_output(REPORTS / "README.md") as path:
-        path.write_text(report.write_up(metrics, evaluation, labels))
+        path.write_text(report.write_up(metrics, evaluation, labels, smoothing))
     print(f"write-up -> {REPORTS / 'README.md'}")
 
 

@@ -65,3 +65,38 @@ def test_the_diagram_and_the_ece_bin_the_same_renormalised_probabilities():
     summary = calibration.summary(np.array([0, 0]), probabilities, points)
     assert summary["ece"] == pytest.approx(1 - 0.7999 / 0.8999, abs=1e-6)
     assert summary["mean_confidence"] == pytest.approx(0.7999 / 0.8999, abs=1e-6)
+
+
+def test_the_fitted_temperature_recovers_the_one_that_flattened_calibrated_probabilities():
+    # Draw labels from softmax(logits): calibrated by construction; then soften by T = 2.5 and fit it back.
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (20_000, CLASSES))
+    exact = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(CLASSES, p=row) for row in exact])
+    softened = calibration.temperature_scaled(exact, 2.5)
+    assert calibration.fit_temperature(truth, softened) == pytest.approx(1 / 2.5, rel=0.05)
+    restored = calibration.temperature_scaled(softened, 1 / 2.5)
+    assert np.allclose(restored, exact, atol=1e-9) and (restored.argmax(axis=1) == softened.argmax(axis=1)).all()
+
+
+def test_the_bootstrap_intervals_hold_the_scores_and_the_ece_resamples_as_the_diagram_bins():
+    rng = np.random.default_rng(4)
+    confidence = rng.uniform(0.3, 1.0, 5_000)
+    truth, probabilities = predictor(confidence, rng.random(5_000) < confidence - 0.1, rng)
+    summary = calibration.summary(truth, probabilities, calibration.reliability(truth, probabilities))
+    bounds = calibration.intervals(truth, probabilities)
+    for name in ("ece", "nll", "brier"):
+        low, high = bounds[name]
+        assert low < summary[name] < high and high - low < 0.1 * summary[name] + 0.02, (name, bounds[name])
+
+
+def test_assess_fits_on_validation_and_scores_the_test_split_before_and_after():
+    rng = np.random.default_rng(5)
+    confidence = rng.uniform(0.2, 0.7, 8_000)  # under-confident: right 95% of the time
+    truth, probabilities = predictor(confidence, rng.random(8_000) < 0.95, rng)
+    section, points, scaled_points = calibration.assess(
+        truth[:4000], probabilities[:4000], truth[4000:], probabilities[4000:]
+    )
+    assert section["temperature"] < 1 and section["scaled"]["ece"] < section["ece"] / 2
+    assert section["scaled"]["nll"] < section["nll"] and {"ece", "nll", "brier"} == section["ci95"].keys()
+    assert sum(p["count"] for p in points) == sum(p["count"] for p in scaled_points) == 4000

@@ -59,7 +59,9 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
         assert sum(scores["class_error"].values()) / 10 == pytest.approx(
             scores["error_rate"]
         )  # 2 test images per class
-        assert {"ece", "nll", "brier", "mean_confidence"} <= scores["calibration"].keys()
+        calibrated = scores["calibration"]
+        assert {"ece", "nll", "brier", "mean_confidence", "ci95", "temperature", "scaled"} <= calibrated.keys()
+        assert calibrated["scaled"]["nll"] > 0 and calibrated["temperature"] > 0
     assert (
         "failed to load" not in project.dvc("metrics", "show").stderr
     )  # DVC reads a key named "error" as a failed load
@@ -78,7 +80,7 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
     )
     assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)
-    assert len(links) == 13 and all((project.path / "reports" / link).is_file() for link in links)
+    assert len(links) == 15 and all((project.path / "reports" / link).is_file() for link in links)
 
 
 def test_a_change_to_the_write_up_reruns_only_the_report(project):
@@ -166,7 +168,7 @@ def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_pat
         for folder in ("reports/cam", "reports/figures")
         for path in (project.path / folder).glob("*.png")
     ]
-    assert len(figures) == 13 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
+    assert len(figures) == 15 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
 
 
 @pytest.mark.parametrize("variant, other", [("rgb", "gray"), ("gray", "rgb")])

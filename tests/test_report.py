@@ -24,6 +24,14 @@ GAINS = {
 }
 
 
+CALIBRATION = {
+    "ece": 0.0312,
+    "nll": 0.4321,
+    "brier": 0.1234,
+    "ci95": {"ece": [0.03, 0.033], "nll": [0.42, 0.44], "brier": [0.12, 0.13]},
+}
+
+
 def model_metrics(accuracy, mass):
     return {
         "accuracy": accuracy,
@@ -33,7 +41,19 @@ def model_metrics(accuracy, mass):
         "accuracy_ci95_low": accuracy - 0.006,
         "accuracy_ci95_high": accuracy + 0.006,
         "test_images": 10000,
-        "calibration": {"ece": 0.0312, "nll": 0.4321, "brier": 0.1234, "mean_confidence": accuracy - 0.05},
+        "calibration": {
+            **CALIBRATION,
+            "mean_confidence": accuracy - 0.05,
+            "temperature": 0.612,
+            "scaled": {
+                "ece": 0.0101,
+                "nll": 0.3456,
+                "brier": 0.1111,
+                "mean_confidence": accuracy - 0.01,
+                "ci95": {"ece": [0.008, 0.012], "nll": [0.33, 0.36], "brier": [0.10, 0.12]},
+            },
+            "without_tta": {"ece": 0.0222, "mean_confidence": accuracy - 0.03},
+        },
         "cam": {"mass_in_top10pct": mass, "area_above_half": 0.2011, "images": 500},
     }
 
@@ -64,6 +84,7 @@ def given_run(rgb_accuracy=0.9024):
 
 
 LABELS = {"gray": "gray ResNet", "rgb": "RGB ResNet"}
+SMOOTHING = {"gray": 0.2, "rgb": 0.2}
 
 
 def test_every_architecture_has_a_label():
@@ -78,7 +99,7 @@ def test_every_architecture_has_a_label():
 
 
 def test_the_write_up_carries_the_runs_numbers_and_verdicts():
-    text = report.write_up(*given_run(), LABELS)
+    text = report.write_up(*given_run(), LABELS, SMOOTHING)
     assert "| gray ResNet | 88.38% (87.78%–88.98%) |" in text and "| RGB ResNet | 90.24% (89.64%–90.84%) |" in text
     assert "0.0312 | 0.4321 | 0.1234 |" in text
     assert "**Cat and dog are the most confused pair.** **holds** for 2 of 2 models" in text
@@ -95,8 +116,20 @@ def test_the_write_up_carries_the_runs_numbers_and_verdicts():
     assert "Per class, largest gain first: dog +6.00, bird +5.00, cat +4.00" in text
 
 
+def test_the_write_up_gives_calibration_before_and_after_the_temperature_and_its_causes():
+    text = report.write_up(*given_run(), LABELS, SMOOTHING)
+    assert (
+        "gray ResNet: ECE 0.0312 (0.0300–0.0330), mean confidence 83.38% against accuracy 88.38% (under-confident)"
+        in text
+    )
+    assert "at temperature 0.612, fitted on the validation split, ECE 0.0101 (0.0080–0.0120)" in text
+    assert "NLL 0.4321 (0.4200–0.4400) → 0.3456 (0.3300–0.3600)" in text
+    assert "label smoothing 0.2 trains every image towards 82.00% on its class" in text
+    assert "(ECE gray ResNet 0.0222 without TTA, 0.0312 with it;" in text
+
+
 def test_a_finding_the_run_overturns_is_marked_so():
-    text = report.write_up(*given_run(rgb_accuracy=0.87), LABELS)
+    text = report.write_up(*given_run(rgb_accuracy=0.87), LABELS, SMOOTHING)
     assert "**RGB is more accurate than gray.** **does not hold**: RGB is not ahead" in text
 
 
@@ -148,5 +181,5 @@ def test_the_report_stage_writes_the_write_up_whose_figure_links_resolve(stage_r
         f"| {names.model_labels(params.recipes(folder / 'params.yaml'))['gray']} | 88.38%" in text
     )  # labelled by the recipe's arch
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 13 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
+    assert len(links) == 15 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
     assert all((folder / "reports" / link).is_file() for link in links)

@@ -16,6 +16,10 @@ def figures(labels):
     """(section title, [(relative path from reports/, alt text)]) of every figure the write-up embeds."""
     per_model = [
         ("Reliability diagrams (confidence against accuracy per bin; bin counts below)", "figures/{}_reliability.png"),
+        (
+            "Reliability after temperature scaling (the temperature fitted on validation)",
+            "figures/{}_reliability_scaled.png",
+        ),
         ("Confusion matrices, normalised per true class", "figures/{}_confusion.png"),
         ("The most confident mistakes, and what the model looked at", "cam/{}_mistakes_cam.png"),
         ("Cat and dog, right and wrong", "cam/{}_cam.png"),
@@ -116,20 +120,42 @@ def colour_for_animals(evaluation):
     )
 
 
-def calibration_note(metrics, labels):
+def _score_interval(section, name):
+    low, high = section["ci95"][name]
+    return f"{section[name]:.4f} ({low:.4f}–{high:.4f})"
+
+
+def calibration_note(metrics, labels, label_smoothing):
+    # label_smoothing: {variant: its recipe's label_smoothing}
+    """Calibration before and after temperature scaling, and the two causes of under-confidence the recipe has."""
     parts = []
     for variant, label in labels.items():
         c, accuracy = metrics[variant]["calibration"], metrics[variant]["accuracy"]
         leaning = "under-confident" if c["mean_confidence"] < accuracy else "over-confident"
+        after = c["scaled"]
         parts.append(
-            f"{label}: ECE {c['ece']:.4f}, mean confidence {percent(c['mean_confidence'])} against accuracy "
-            f"{percent(accuracy)} "
-            f"({leaning})"
+            f"{label}: ECE {_score_interval(c, 'ece')}, mean confidence {percent(c['mean_confidence'])} against "
+            f"accuracy {percent(accuracy)} ({leaning}); at temperature {c['temperature']:.3f}, fitted on the "
+            f"validation split, ECE {_score_interval(after, 'ece')}, NLL {_score_interval(c, 'nll')} → "
+            f"{_score_interval(after, 'nll')}, Brier {_score_interval(c, 'brier')} → {_score_interval(after, 'brier')}"
         )
-    return "**How honest the probabilities are** (not one of the study's findings): " + "; ".join(parts) + "."
+    smoothing = sorted(set(label_smoothing.values()))
+    targets = " or ".join(percent(1 - value + value / 10) for value in smoothing)
+    single = "; ".join(
+        f"{label} {metrics[v]['calibration']['without_tta']['ece']:.4f} without TTA, "
+        f"{metrics[v]['calibration']['ece']:.4f} with it"
+        for v, label in labels.items()
+    )
+    return (
+        "**How honest the probabilities are** (not one of the study's findings; 95% bootstrap intervals over the "
+        "test images): " + "; ".join(parts) + f". Where the under-confidence comes from: label smoothing "
+        f"{' or '.join(str(value) for value in smoothing)} trains every image towards {targets} on its class, "
+        f"and the mean of the softmax over the TTA views flattens it further (ECE {single}). A temperature "
+        "below 1 undoes both without changing a prediction."
+    )
 
 
-def write_up(metrics, evaluation, labels):
+def write_up(metrics, evaluation, labels, label_smoothing):
     """The whole reports/README.md. `labels` maps each variant to its model's name, in the order shown."""
     lines = [
         "# Gray against RGB on CIFAR-10: this run's write-up",
@@ -159,7 +185,7 @@ def write_up(metrics, evaluation, labels):
         f"3. {diffuse_maps(metrics, labels)}",
         f"4. {colour_for_animals(evaluation)}",
         "",
-        calibration_note(metrics, labels),
+        calibration_note(metrics, labels, label_smoothing),
         "",
         "## Figures",
     ]

@@ -74,6 +74,10 @@ def main():
             f"({calibrated['scaled']['ece']:.4f} at the validation's temperature {calibrated['temperature']:.3f})"
         )
     scores["rgb_vs_gray"] = stats.compare(correct["rgb"], correct["gray"], names=("rgb", "gray"))
+    details["rgb_vs_gray_per_class"] = {  # the figure's error bars (both variants share the test labels `truth`)
+        name: stats.compare(correct["rgb"][truth == k], correct["gray"][truth == k], names=("rgb", "gray"))
+        for k, name in enumerate(classes)
+    }
     print(
         f"RGB − gray: {scores['rgb_vs_gray']['accuracy_difference']:+.4f}, McNemar p = "
         f"{scores['rgb_vs_gray']['mcnemar_p']:.3g}"
@@ -107,8 +111,13 @@ def write_reports(scores, details, confusions, classes, labels):
 
 def write_figures(details, classes, labels, folder):
     accuracies = {labels[v]: [details[v]["per_class"][name]["recall"] for name in classes] for v in VARIANTS}
+    gains = [details["rgb_vs_gray_per_class"][name] for name in classes]
     plots.class_accuracy(
-        accuracies, classes, folder / "class_accuracy.png", "Test accuracy per class, and what colour adds"
+        accuracies,
+        classes,
+        folder / "class_accuracy.png",
+        "Test accuracy per class, and what colour adds",
+        [(gain["accuracy_difference_ci95_low"], gain["accuracy_difference_ci95_high"]) for gain in gains],
     )
     for variant in VARIANTS:
         plots.reliability(
@@ -123,7 +132,7 @@ def write_figures(details, classes, labels, folder):
             np.array(details[variant]["confusion_shares"]),
             classes,
             folder / f"{variant}_confusion.png",
-            f"Confusion matrix, {labels[variant]} (rows sum to 1)",
+            f"Confusion matrix, {labels[variant]} (rows sum to 1; colours: the confusions)",
         )
 
 

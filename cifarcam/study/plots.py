@@ -53,21 +53,24 @@ def mean_maps(maps_by_class, path, title):
     _save(figure, path, title)
 
 
-def class_accuracy(accuracies, classes, path, title):
-    """Grouped bars of each model's accuracy per class, and below them each class's difference (second minus first)."""
+def class_accuracy(accuracies, classes, path, title, gain_intervals):
+    """Grouped bars of each model's accuracy per class on an axis from 0, and below them each class's difference
+    (second minus first) with its 95% interval, `gain_intervals` [(low, high)] as shares."""
     (first, a), (second, b) = accuracies.items()
     a, b, x = 100 * np.asarray(a), 100 * np.asarray(b), np.arange(len(classes))
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     top.bar(x - 0.2, a, 0.4, label=first, color="0.55")
     top.bar(x + 0.2, b, 0.4, label=second, color="tab:blue")
     top.set_ylabel("accuracy (%)")
-    top.set_ylim(max(0, min(a.min(), b.min()) - 10), 100)
+    top.set_ylim(0, 100)
     top.legend(loc="lower right", fontsize=8)
     gain = b - a
+    low, high = (100 * np.asarray(gain_intervals)).T
     bars = bottom.bar(x, gain, 0.6, color=np.where(gain >= 0, "tab:green", "tab:red"))
+    bottom.errorbar(x, gain, yerr=[gain - low, high - gain], fmt="none", ecolor="black", elinewidth=0.8, capsize=3)
     bottom.bar_label(bars, fmt="%+.1f", fontsize=7, padding=1)
     bottom.axhline(0, color="black", linewidth=0.8)
-    bottom.set_ylabel(f"{second} − {first}\n(points)")
+    bottom.set_ylabel(f"{second} − {first}\n(points, 95% CI)")
     bottom.margins(y=0.25)
     bottom.set_xticks(x, classes, rotation=30, ha="right")
     _save(figure, path, title)
@@ -100,18 +103,22 @@ def reliability(points, path, title):
 
 
 def confusion(matrix, classes, path, title):
-    """A confusion matrix normalised per true class (rows sum to 1), as a heat map with the shares printed."""
+    """A confusion matrix normalised per true class (rows sum to 1), the shares printed. The colours scale the
+    confusions alone, up to the largest: the diagonal (the right calls, near 1) is masked, or they would be white."""
+    matrix = np.asarray(matrix)
+    confusions = np.ma.masked_where(np.eye(len(matrix), dtype=bool), matrix)
+    largest = max(float(confusions.max() or 0), 1e-9)
     figure, axis = plt.subplots(figsize=(6.2, 5.4))
-    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    axis.set_facecolor("0.85")  # the masked diagonal
+    image = axis.imshow(confusions, cmap="Reds", vmin=0, vmax=largest)
     for (row, column), share in np.ndenumerate(matrix):
-        axis.text(
-            column, row, f"{share:.2f}", ha="center", va="center", fontsize=7, color="white" if share > 0.5 else "black"
-        )
+        dark = row != column and share > largest / 2
+        axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
     axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     axis.set_yticks(range(len(classes)), classes, fontsize=8)
     axis.set_xlabel("predicted")
     axis.set_ylabel("actual")
-    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the actual class")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the actual class (off the diagonal)")
     _save(figure, path, title)
 
 

@@ -60,7 +60,16 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
             scores["error_rate"]
         )  # 2 test images per class
         calibrated = scores["calibration"]
-        assert {"ece", "nll", "brier", "mean_confidence", "ci95", "temperature", "scaled"} <= calibrated.keys()
+        assert {
+            "ece",
+            "nll",
+            "brier",
+            "mean_confidence",
+            "ece_ci95_low",
+            "ece_ci95_high",
+            "temperature",
+            "scaled",
+        } <= calibrated.keys()
         assert calibrated["scaled"]["nll"] > 0 and calibrated["temperature"] > 0
     assert (
         "failed to load" not in project.dvc("metrics", "show").stderr

@@ -28,7 +28,12 @@ CALIBRATION = {
     "ece": 0.0312,
     "nll": 0.4321,
     "brier": 0.1234,
-    "ci95": {"ece": [0.03, 0.033], "nll": [0.42, 0.44], "brier": [0.12, 0.13]},
+    "ece_ci95_low": 0.03,
+    "ece_ci95_high": 0.033,
+    "nll_ci95_low": 0.42,
+    "nll_ci95_high": 0.44,
+    "brier_ci95_low": 0.12,
+    "brier_ci95_high": 0.13,
 }
 
 
@@ -50,7 +55,12 @@ def model_metrics(accuracy, mass):
                 "nll": 0.3456,
                 "brier": 0.1111,
                 "mean_confidence": accuracy - 0.01,
-                "ci95": {"ece": [0.008, 0.012], "nll": [0.33, 0.36], "brier": [0.10, 0.12]},
+                "ece_ci95_low": 0.008,
+                "ece_ci95_high": 0.012,
+                "nll_ci95_low": 0.33,
+                "nll_ci95_high": 0.36,
+                "brier_ci95_low": 0.1,
+                "brier_ci95_high": 0.12,
             },
             "without_tta": {"ece": 0.0222, "mean_confidence": accuracy - 0.03},
         },

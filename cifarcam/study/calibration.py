@@ -85,7 +85,8 @@ def fit_temperature(truth, probabilities):
 
 
 def intervals(truth, probabilities, bins=15, seed=0):
-    """95% bootstrap intervals over images of the ECE, the NLL and the Brier score: {name: [low, high]}."""
+    """95% bootstrap intervals over images of the ECE, the NLL and the Brier score, as flat numbers that
+    `dvc metrics` can show and diff: {"ece_ci95_low": ..., "ece_ci95_high": ..., ...}."""
     probabilities, truth = normalised(probabilities), np.asarray(truth)
     count, classes = probabilities.shape
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == truth
@@ -98,7 +99,11 @@ def intervals(truth, probabilities, bins=15, seed=0):
         gap = np.bincount(binned[draw], weights=correct[draw] - confidence[draw], minlength=bins)
         gaps.append(np.abs(gap).sum() / count)  # sum over bins of |n_b (accuracy_b - confidence_b)| / N
     scores = {"ece": np.array(gaps), "nll": nll[draws].mean(axis=1), "brier": brier[draws].mean(axis=1)}
-    return {name: [float(v) for v in np.percentile(values, [2.5, 97.5])] for name, values in scores.items()}
+    bounds = {}
+    for name, values in scores.items():
+        low, high = np.percentile(values, [2.5, 97.5])
+        bounds |= {f"{name}_ci95_low": float(low), f"{name}_ci95_high": float(high)}
+    return bounds
 
 
 def assess(truth, probabilities, validation_truth, validation_probabilities, bins=15):
@@ -107,7 +112,7 @@ def assess(truth, probabilities, validation_truth, validation_probabilities, bin
     temperature = fit_temperature(validation_truth, validation_probabilities)
     scaled = temperature_scaled(probabilities, temperature)
     points, scaled_points = reliability(truth, probabilities, bins), reliability(truth, scaled, bins)
-    section = summary(truth, probabilities, points) | {"ci95": intervals(truth, probabilities, bins)}
+    section = summary(truth, probabilities, points) | intervals(truth, probabilities, bins)
     section["temperature"] = temperature
-    section["scaled"] = summary(truth, scaled, scaled_points) | {"ci95": intervals(truth, scaled, bins)}
+    section["scaled"] = summary(truth, scaled, scaled_points) | intervals(truth, scaled, bins)
     return section, points, scaled_points

@@ -121,7 +121,7 @@ def colour_for_animals(evaluation):
 
 
 def _score_interval(section, name):
-    low, high = section["ci95"][name]
+    low, high = section[f"{name}_ci95_low"], section[f"{name}_ci95_high"]
     return f"{section[name]:.4f} ({low:.4f}–{high:.4f})"
 
 

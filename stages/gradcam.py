@@ -1,4 +1,4 @@
-"""Stage gradcam: class activation maps of both models on the test set, as four figures per model.
+"""Stage gradcam: class activation maps of both models of the first seed on the test set, four figures per model.
 
 reports/cam/<variant>_cam.png           cat and dog (gradcam.classes), right and wrong calls
 reports/cam/<variant>_confused_cam.png  the worst mistakes between the most confused class pairs
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cifarcam.core.errors import run_stage
 from cifarcam.core.files import atomic_output
-from cifarcam.core.names import VARIANTS, model_labels
-from cifarcam.core.params import load_section, recipes
+from cifarcam.core.names import VARIANTS, model_labels, model_path
+from cifarcam.core.params import load_section, recipes, seeds
 from cifarcam.data.prepare import load_prepared
 from cifarcam.explain.examples import Explainer
 from cifarcam.study import plots
@@ -21,14 +21,14 @@ from cifarcam.training import models
 
 
 def main():
-    params, labels = load_section("gradcam"), model_labels(recipes())
+    params, labels, seed = load_section("gradcam"), model_labels(recipes()), seeds()[0]
     method = params["method"].replace("gradcam", "Grad-CAM")
     with atomic_output(Path("reports/cam")) as folder:
         folder.mkdir()
         for variant in VARIANTS:
             title = labels[variant]
             data = load_prepared(Path("data/prepared") / f"{variant}.npz")
-            explainer = Explainer(models.load(Path("models") / f"{variant}.keras"), data, params["method"])
+            explainer = Explainer(models.load(model_path(variant, seed)), data, params["method"])
             plots.cam_grid(
                 explainer.right_and_wrong(params["classes"], params["images_per_row"]),
                 folder / f"{variant}_cam.png",

@@ -19,7 +19,11 @@ def main():
     by_variant = recipes()
     labels, smoothing = model_labels(by_variant), {v: r["label_smoothing"] for v, r in by_variant.items()}
     metrics, evaluation = (read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json"))
-    for _, images in report.figures(labels):
+    if "seeds" not in metrics or "class_gains" not in evaluation:
+        raise PipelineError(
+            f"{REPORTS} holds an older evaluate stage's results (no `seeds`): rerun it with dvc repro --force evaluate"
+        )
+    for _, images in report.figures(labels, metrics["seeds"]["gap"]["seeds"]):
         for path, _ in images:
             if not (REPORTS / path).is_file():
                 raise PipelineError(

@@ -84,9 +84,13 @@ class Project:
         return result
 
     def set_params(self, **dotted):
-        """Set params.yaml values by dotted key, adding keys a section lacks: set_params(**{"train_rgb.epochs": 2})."""
+        """Set params.yaml values by dotted key, adding keys a section lacks: set_params(**{"train_rgb.epochs": 2});
+        a key without a dot is a top-level one: set_params(seeds=[1, 2])."""
         params = yaml.safe_load((self.path / "params.yaml").read_text())
         for key, value in dotted.items():
+            if "." not in key:
+                params[key] = value
+                continue
             section, name = key.split(".")
             params[section][name] = value
         (self.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,11 +1,12 @@
-"""Training recipes for unit tests: params.yaml's shared `train` section with a test's keys over it."""
+"""Training recipes for unit tests: params.yaml's shared `train` section and first seed, a test's keys over it."""
 
 import yaml
 from pipeline_project import ROOT
 
 from cifarcam.training import models
 
-SHARED = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+SHARED = PARAMS["train"] | {"seed": PARAMS["seeds"][0]}
 
 
 def recipe(**keys):

@@ -148,14 +148,14 @@ def test_the_whole_pipeline_runs_under_jax_without_tensorflow(tmp_path):
     project.env |= {"KERAS_BACKEND": "jax", "PYTHONPATH": pythonpath}
     assert "ImportError" in project.run(sys.executable, "-c", "import tensorflow", check=False).stderr
     result = project.repro()
-    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    assert result.stages == ["download", "preprocess", "train_gray@42", "train_rgb@42", "evaluate", "gradcam", "report"]
     metrics = json.loads((project.path / "reports/metrics.json").read_text())
     for variant in ("gray", "rgb"):
         assert 0 <= metrics[variant]["accuracy"] <= 1 and metrics[variant]["cam"]["images"] > 0
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
     cv2.imwrite(str(project.path / "photo.png"), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     explained = project.run(
-        sys.executable, "-m", "cifarcam.predict", "photo.png", "--model", "models/rgb.keras", "--out", "out"
+        sys.executable, "-m", "cifarcam.predict", "photo.png", "--model", "models/rgb/seed42.keras", "--out", "out"
     )
     assert explained.stdout.startswith("photo.png: ") and cv2.imread(str(project.path / "out/photo_cam.png")).shape == (
         48,

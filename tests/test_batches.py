@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-import yaml
-from pipeline_project import ROOT
+from recipes import SHARED
 
 from cifarcam.core.errors import PipelineError
 from cifarcam.training import batches, recipe
 from cifarcam.training.batches import Batches
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+DEFAULTS = SHARED
 
 
 def epoch_of(feed):

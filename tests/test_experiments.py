@@ -19,7 +19,7 @@ from pipeline_project import (
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
 METRICS = "reports/metrics.json"
-RGB_TRAINING = "reports/train/rgb/metrics.json"
+RGB_TRAINING = "reports/train/rgb/seed42/metrics.json"
 SCORES = {"accuracy", "precision", "recall", "f1"}
 
 
@@ -47,18 +47,20 @@ def read_metrics(project):
 
 def test_exp_run_with_a_set_param_shows_both_models_params_and_metrics(project):
     result = project.dvc("exp", "run", "-n", "rgb-two-epochs", "-S", "+train_rgb.epochs=2")
-    assert "Running stage 'train_rgb'" in result.stdout and "Running stage 'train_gray'" not in result.stdout
+    assert "Running stage 'train_rgb@42'" in result.stdout and "Running stage 'train_gray@42'" not in result.stdout
 
     shown = experiments(project)
     experiment = shown["rgb-two-epochs"]
     assert experiment["params"]["train_rgb"] == {"epochs": 2} and experiment["params"]["train_gray"] == {}
-    assert {"arch", "epochs", "batch_size", "learning_rate", "dropout", "patience", "seed"} <= set(
+    assert {"arch", "epochs", "batch_size", "learning_rate", "dropout", "patience"} <= set(
         experiment["params"]["train"]
     )
     for variant in ("gray", "rgb"):
         assert SCORES <= experiment["metrics"][METRICS][variant].keys()
-        assert {"epochs_run", "best_val_loss"} <= experiment["metrics"][f"reports/train/{variant}/metrics.json"].keys()
-    assert experiment["metrics"]["reports/train/rgb/metrics.json"]["epochs_run"] == 2
+        assert {"epochs_run", "best_val_loss"} <= experiment["metrics"][
+            f"reports/train/{variant}/seed42/metrics.json"
+        ].keys()
+    assert experiment["metrics"]["reports/train/rgb/seed42/metrics.json"]["epochs_run"] == 2
     branch = project.git("branch", "--show-current").stdout.strip()
     assert shown[branch]["params"]["train_rgb"] == {}  # the commit itself is left alone
     assert read_metrics(project) == experiment["metrics"][METRICS]  # `exp run` leaves its results in the workspace
@@ -114,11 +116,11 @@ def test_a_queued_grid_search_runs_and_the_best_experiment_can_be_kept(project):
 def test_two_runs_with_the_same_parameters_give_identical_metrics(project):
     first = read_metrics(project)
     curves = {
-        path: path.read_text() for path in sorted((project.path / "reports/train").glob("*/plots/metrics/*/*.tsv"))
+        path: path.read_text() for path in sorted((project.path / "reports/train").glob("*/*/plots/metrics/*/*.tsv"))
     }
     assert len(curves) == 8
     result = project.repro("-f")
-    assert result.stages == ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    assert result.stages == ["download", "preprocess", "train_gray@42", "train_rgb@42", "evaluate", "gradcam", "report"]
     second = read_metrics(project)
     assert second["gray"] == first["gray"] and second["rgb"] == first["rgb"]
     assert {path: path.read_text() for path in curves} == curves
@@ -126,7 +128,7 @@ def test_two_runs_with_the_same_parameters_give_identical_metrics(project):
 
 def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     project.set_params(**{"train_rgb.epochs": 2})
-    assert project.repro().stages == ["train_rgb", "evaluate", "gradcam", "report"]
+    assert project.repro().stages == ["train_rgb@42", "evaluate", "gradcam", "report"]
     project.commit("rgb: two epochs")
 
     assert json.loads(project.dvc("params", "diff", "HEAD~1", "--json").stdout) == {
@@ -136,21 +138,20 @@ def test_revisions_compare_by_params_metrics_and_plots(project, tmp_path):
     assert re.search(r"params\.yaml\s+train_rgb\.epochs\s+-\s+2", table), table
 
     changed = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)[METRICS]
-    assert changed and all(key.startswith(("rgb.", "rgb_vs_gray.")) for key in changed), (
-        changed
-    )  # only changes, by default
+    gray_scores = [key for key in changed if re.search(r"(^|\.)gray\.", key)]  # gray., seeds.per_seed.42.gray., …
+    assert changed and not gray_scores, changed  # only changes, by default; the gray model's stay
     everything = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--all", "--json").stdout)
     scores = everything[METRICS]
     for variant in ("gray", "rgb"):
         assert {f"{variant}.{name}" for name in SCORES} <= scores.keys()
     assert all(entry["old"] == entry["new"] for key, entry in scores.items() if key.startswith("gray."))
     assert any(entry["old"] != entry["new"] for key, entry in scores.items() if key.startswith("rgb."))
-    assert everything["reports/train/rgb/metrics.json"]["epochs_run"] == {"old": 1, "new": 2, "diff": 1}
+    assert everything["reports/train/rgb/seed42/metrics.json"]["epochs_run"] == {"old": 1, "new": 2, "diff": 1}
 
     project.dvc("plots", "diff", "HEAD~1", "-o", str(tmp_path / "plots"))
     page = (tmp_path / "plots/index.html").read_text()
     for variant in ("gray", "rgb"):
-        assert f"reports/train/{variant}/plots/metrics/val/loss.tsv" in page
+        assert f"reports/train/{variant}/seed42/plots/metrics/val/loss.tsv" in page
         assert f"reports/confusion/{variant}.csv" in page
         for revision in ("HEAD~1", "workspace"):
             image = f"static/{revision}_reports_cam_{variant}_cam.png"

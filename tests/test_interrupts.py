@@ -27,22 +27,22 @@ def test_a_killed_training_resumes_from_its_last_epoch_to_the_uninterrupted_mode
     read_until(running, r"^Epoch 3/4")
     os.killpg(running.pid, signal.SIGKILL)
     running.wait()
-    assert not (project.path / "models/rgb.keras").exists()
+    assert not (project.path / "models/rgb/seed42.keras").exists()
     assert not list((project.path / "models").glob(".rgb*"))
 
     resumed = project.repro("train_rgb")
     done = int(re.search(r"resuming from the checkpoint after epoch (\d)", resumed.stdout).group(1))
     assert 2 <= done < 4
     assert f"Epoch {done + 1}/4" in resumed.stdout and "Epoch 1/4" not in resumed.stdout
-    steps = (project.path / "reports/train/rgb/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
+    steps = (project.path / "reports/train/rgb/seed42/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
     assert [int(row.split("\t")[0]) for row in steps] == [0, 1, 2, 3]
-    assert (project.path / "models/rgb.keras").exists()
-    assert [path.name for path in (project.path / "checkpoints/rgb").iterdir()] == ["state.json"]
+    assert (project.path / "models/rgb/seed42.keras").exists()
+    assert [path.name for path in (project.path / "checkpoints/rgb/seed42").iterdir()] == ["state.json"]
     assert "up to date" in project.dvc("status", "train_rgb").stdout
 
-    resumed_weights = models.load(project.path / "models/rgb.keras").get_weights()
+    resumed_weights = models.load(project.path / "models/rgb/seed42.keras").get_weights()
     project.repro("--force", "train_rgb")  # the finished checkpoint is a marker: this trains from the start
-    uninterrupted_weights = models.load(project.path / "models/rgb.keras").get_weights()
+    uninterrupted_weights = models.load(project.path / "models/rgb/seed42.keras").get_weights()
     for resumed_weight, uninterrupted_weight in zip(resumed_weights, uninterrupted_weights, strict=True):
         np.testing.assert_array_equal(resumed_weight, uninterrupted_weight)
 

@@ -15,6 +15,7 @@ from cifarcam.study import tta
 from cifarcam.training import augment, models, precision
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+FIRST_SEED = {"seed": DEFAULTS["seeds"][0]}
 
 
 def with_value(dotted, value):
@@ -46,14 +47,17 @@ def test_the_gray_and_rgb_recipes_are_one_recipe_by_default():
     """The study's comparison is fair only if the two models train alike: an edit to `train` reaches both."""
     assert DEFAULTS["train_gray"] == DEFAULTS["train_rgb"] == {}
     assert (
-        params.recipe("gray", ROOT / "params.yaml") == params.recipe("rgb", ROOT / "params.yaml") == DEFAULTS["train"]
+        params.recipe("gray", ROOT / "params.yaml")
+        == params.recipe("rgb", ROOT / "params.yaml")
+        == DEFAULTS["train"] | FIRST_SEED
     )
 
 
 def test_a_variant_section_overrides_only_its_own_keys(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("train_gray.arch", "study_gray_cnn")))
     gray, rgb = (params.recipe(variant, tmp_path / "params.yaml") for variant in ("gray", "rgb"))
-    assert gray == DEFAULTS["train"] | {"arch": "study_gray_cnn"} and rgb == DEFAULTS["train"]
+    assert gray == DEFAULTS["train"] | {"arch": "study_gray_cnn"} | FIRST_SEED and rgb == DEFAULTS["train"] | FIRST_SEED
+    assert params.recipe("gray", tmp_path / "params.yaml", seed=7)["seed"] == 7
     assert names.model_labels(params.recipes(tmp_path / "params.yaml")) == {
         "gray": "gray study CNN",
         "rgb": "RGB airbench94",
@@ -163,6 +167,34 @@ def test_a_variant_section_is_checked_together_with_the_shared_keys_it_keeps():
 def test_an_unknown_key_is_refused_with_the_known_ones():
     with pytest.raises(PipelineError, match=r"unknown key train_rgb\.epoch\b.*epochs"):
         params.validate(with_value("train_rgb.epoch", 3))
+
+
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ([], r"seeds must be a non-empty list of integers ≥ 0, e\.g\. `seeds: \[42\]`"),
+        (42, r"seeds must be a non-empty list of integers ≥ 0.*got 42$"),
+        ("[1, 2]", r"seeds must be a non-empty list"),
+        ([1, 2.5], r"seeds must be integers ≥ 0.*got 2\.5 in \[1, 2\.5\]"),
+        ([1, -1], r"seeds must be integers ≥ 0.*got -1"),
+        ([1, True], r"seeds must be integers ≥ 0.*got True"),
+        ([3, 1, 3], r"seeds must be distinct, but 3 is listed more than once: list each once"),
+    ],
+)
+def test_seeds_that_are_not_distinct_integers_are_refused_with_the_fix(seeds, message):
+    with pytest.raises(PipelineError, match=message) as error:
+        params.validate(DEFAULTS | {"seeds": seeds})
+    assert "\n" not in str(error.value)
+
+
+def test_missing_seeds_and_the_old_train_seed_are_refused_with_the_fix():
+    with pytest.raises(PipelineError, match=r"no 'seeds' list: add one, e\.g\. `seeds: \[42\]`"):
+        params.validate({k: v for k, v in DEFAULTS.items() if k != "seeds"})
+    for section in ("train", "train_rgb"):
+        with pytest.raises(
+            PipelineError, match=rf"{section}\.seed is now the top-level list `seeds`: write `seeds: \[7\]`"
+        ):
+            params.validate(with_value(f"{section}.seed", 7))
 
 
 def test_a_missing_key_is_named():

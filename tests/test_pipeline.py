@@ -15,7 +15,7 @@ from cifarcam.core.params import recipes
 
 pytestmark = pytest.mark.slow  # real dvc/git end to end, subprocesses, servers
 
-STAGES = ["download", "preprocess", "train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+STAGES = ["download", "preprocess", "train_gray@42", "train_rgb@42", "evaluate", "gradcam", "report"]
 FIGURES = [
     "class_accuracy.png",
     "gray_reliability.png",
@@ -41,7 +41,7 @@ def test_repro_runs_every_stage_and_writes_the_reports(project):
         assert all(0.0 <= metrics[variant][key] <= 1.0 for key in ("accuracy", "precision", "recall", "f1"))
         assert metrics[variant]["test_images"] == 20
         assert (project.path / f"reports/cam/{variant}_cam.png").read_bytes()[:4] == b"\x89PNG"
-        assert (project.path / f"models/{variant}.keras").exists()
+        assert (project.path / f"models/{variant}/seed42.keras").exists()
     assert (
         f"| {model_labels(recipes(project.path / 'params.yaml'))['rgb']} |"
         in (project.path / "reports/results.md").read_text()
@@ -156,7 +156,9 @@ def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_pat
 
     for variant in ("gray", "rgb"):
         for split in ("train", "val"):
-            curve = pd.read_csv(project.path / f"reports/train/{variant}/plots/metrics/{split}/loss.tsv", sep="\t")
+            curve = pd.read_csv(
+                project.path / f"reports/train/{variant}/seed42/plots/metrics/{split}/loss.tsv", sep="\t"
+            )
             svg = chart(dom, f"reports_train_{variant}_plots_metrics_{split}_loss_tsv")
             assert ">step</text>" in svg and ">loss</text>" in svg  # the axes' titles
             ((first, path),) = re.findall(
@@ -185,18 +187,77 @@ def test_a_training_parameter_reruns_only_that_model_and_what_follows(project, v
     project.repro()
     project.set_params(**{f"train_{variant}.epochs": 2 if variant == "rgb" else 3})
     result = project.repro()
-    assert result.stages == [f"train_{variant}", "evaluate", "gradcam", "report"]
-    assert f"Stage 'train_{other}' didn't change" in result.stdout or f"train_{other}" not in result.stdout
+    assert result.stages == [f"train_{variant}@42", "evaluate", "gradcam", "report"]
+    assert f"Stage 'train_{other}@42' didn't change" in result.stdout
 
 
 def test_a_shared_training_parameter_retrains_both_models_and_a_second_repro_runs_nothing(project):
     project.repro()
     before = yaml.safe_load((project.path / "params.yaml").read_text())
     project.set_params(**{"train.label_smoothing": 0.1})
-    assert project.repro().stages == ["train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    assert project.repro().stages == ["train_gray@42", "train_rgb@42", "evaluate", "gradcam", "report"]
     (project.path / "params.yaml").write_text(yaml.safe_dump(before, sort_keys=False))
-    assert project.repro().stages == ["train_gray", "train_rgb", "evaluate", "gradcam", "report"]
+    assert project.repro().stages == ["train_gray@42", "train_rgb@42", "evaluate", "gradcam", "report"]
     assert project.repro().stages == []
+
+
+def test_each_seed_trains_its_own_stage_and_the_write_up_gives_the_spread(tmp_path):
+    project = Project.create(tmp_path / "repo", **tiny_params(make_image_folder_archive(tmp_path / "tiny.tar.gz")))
+    project.set_params(seeds=[1, 2])
+    trained = ["train_gray@1", "train_gray@2", "train_rgb@1", "train_rgb@2"]
+    assert project.repro().stages == ["download", "preprocess", *trained, "evaluate", "gradcam", "report"]
+    metrics = json.loads((project.path / "reports/metrics.json").read_text())
+    seeds = metrics["seeds"]
+    assert list(seeds["per_seed"]) == ["1", "2"] and seeds["gap"]["seeds"] == 2
+    assert seeds["per_seed"]["1"]["rgb"]["accuracy"] == metrics["rgb"]["accuracy"]  # the top level: the first seed
+    assert {"mean", "sd"} == seeds["rgb"]["accuracy"].keys() == seeds["gray"]["temperature"].keys()
+    assert {"paired_t_p", "sign_flip_p"} <= seeds["gap"].keys() and seeds["gap"]["smallest_possible_sign_flip_p"] == 0.5
+    assert (project.path / "models/rgb/seed1.keras").read_bytes() != (
+        project.path / "models/rgb/seed2.keras"
+    ).read_bytes()
+    for name in ("gray_reliability.png", "rgb_reliability_scaled.png", "rgb_confusion.png"):
+        assert (project.path / "reports/figures/seed2" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (project.path / "reports/figures/seeds.png").read_bytes()[:4] == b"\x89PNG"
+    text = (project.path / "reports/README.md").read_text()
+    assert "over 2 training seeds" in text and "| mean ± sd |" in text and "| class | RGB − gray (points) |" in text
+    assert "| 2 |" in text and "Holm p" in text and "temperature" in text
+    evaluation = json.loads((project.path / "reports/evaluation.json").read_text())
+    assert list(evaluation["other_seeds"]) == ["2"] and len(evaluation["class_gains"]) == 10
+    project.commit("two seeds")
+
+    project.set_params(seeds=[1, 2, 3])
+    dry = project.repro("--dry")
+    assert [stage for stage in dry.stages if stage.startswith("train")] == ["train_gray@3", "train_rgb@3"]
+    assert project.repro("--dry", "--force", "--single-item", "train_gray").stages == [
+        "train_gray@1",
+        "train_gray@2",
+        "train_gray@3",
+    ]
+
+
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ([1, -1], "seeds must be integers ≥ 0, e.g. `seeds: [42]`"),
+        ([3, 1, 3], "seeds must be distinct, but 3 is listed more than once: list each once"),
+    ],
+)
+def test_wrong_seeds_stop_the_run_with_one_line(tmp_path, seeds, message):
+    project = Project.create(tmp_path / "repo", **tiny_params(make_image_folder_archive(tmp_path / "tiny.tar.gz")))
+    project.set_params(seeds=seeds)
+    result = project.repro(check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and not (project.path / "models").exists()
+
+
+def test_seeds_dvc_cannot_expand_are_refused_before_any_stage(tmp_path):
+    project = Project.create(tmp_path / "repo", **tiny_params(make_image_folder_archive(tmp_path / "tiny.tar.gz")))
+    for seeds in ([], 42):
+        project.set_params(seeds=seeds)
+        result = project.repro(check=False)
+        assert result.returncode != 0 and result.stages == [], result.stdout
+        assert "Traceback" not in result.stderr and not (project.path / "data").exists()
 
 
 def test_metrics_show_reads_both_models(project):

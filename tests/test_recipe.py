@@ -1,8 +1,7 @@
 import keras
 import numpy as np
 import pytest
-import yaml
-from pipeline_project import ROOT
+from recipes import SHARED
 
 from cifarcam.data.prepare import to_unit_range
 from cifarcam.training import layers, optimizers, recipe
@@ -10,9 +9,7 @@ from cifarcam.training.augment import Augment
 from cifarcam.training.batches import Batches
 from cifarcam.training.schedule import learning_rate
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"] | {
-    "batch_size": 8
-}  # the tests train on a few images
+DEFAULTS = SHARED | {"batch_size": 8}  # the tests train on a few images
 
 
 def rates(schedule, steps):

@@ -66,14 +66,19 @@ def add_default_remote(project, name, url, config=None, local=None):
 def pull_into_fresh_clone(project, path, local=None):
     """A fresh clone, given the same local remote settings, pulls everything and is up to date without a rerun."""
     copy = clone(project, path)
-    assert not (copy.path / "models/rgb.keras").exists()
+    assert not (copy.path / "models/rgb/seed42.keras").exists()
     name = copy.dvc("config", "core.remote").stdout.strip()
     for option, value in (local or {}).items():
         copy.dvc("remote", "modify", "--local", name, option, str(value))
     copy.dvc("pull")
     assert "Data and pipelines are up to date" in copy.dvc("status").stdout
     assert copy.repro().stages == []
-    for output in ("models/gray.keras", "models/rgb.keras", "data/prepared/rgb.npz", "data/raw/cifar10.npz"):
+    for output in (
+        "models/gray/seed42.keras",
+        "models/rgb/seed42.keras",
+        "data/prepared/rgb.npz",
+        "data/raw/cifar10.npz",
+    ):
         assert (copy.path / output).read_bytes() == (project.path / output).read_bytes()
     return copy
 
@@ -106,8 +111,8 @@ def test_push_with_the_run_cache_lets_a_fresh_clone_repro_with_pull_run_nothing(
     copy = clone(project, tmp_path / "clone")
     result = copy.repro("--pull")
     assert result.stages == [] and "Running stage" not in result.stdout
-    assert "Pulling data for stage: 'train_rgb'" in result.stdout
-    for output in ("models/gray.keras", "models/rgb.keras", "data/prepared/rgb.npz"):
+    assert "Pulling data for stage: 'train_rgb@42'" in result.stdout
+    for output in ("models/gray/seed42.keras", "models/rgb/seed42.keras", "data/prepared/rgb.npz"):
         assert (copy.path / output).exists()
 
     # The uncommitted run is restored from the run cache instead of run again.

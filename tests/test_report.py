@@ -4,11 +4,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from pipeline_project import CLASSES, ROOT
 
 from cifarcam.core import names, params
-from cifarcam.study import report
+from cifarcam.study import report, seeds
 
 GAINS = {
     "airplane": 0.01,
@@ -68,19 +69,37 @@ def model_metrics(accuracy, mass):
     }
 
 
-def given_run(rgb_accuracy=0.9024):
-    metrics = {
-        "gray": model_metrics(0.8838, 0.2864),
-        "rgb": model_metrics(rgb_accuracy, 0.2770),
-        "rgb_vs_gray": {
-            "rgb_right_gray_wrong": 412,
-            "gray_right_rgb_wrong": 226,
-            "mcnemar_p": 1.8e-13,
-            "accuracy_difference": rgb_accuracy - 0.8838,
-            "accuracy_difference_ci95_low": 0.0125,
-            "accuracy_difference_ci95_high": 0.0247,
-        },
+def correct_per_image(recall, per_class=1000):
+    """Booleans over a test set of `per_class` images per class: the first recall[name] share of each class right."""
+    return np.concatenate([np.arange(per_class) < round(recall[name] * per_class) for name in CLASSES])
+
+
+def given_run(rgb_accuracy=0.9024, trained=(42,)):
+    comparison = {
+        "rgb_right_gray_wrong": 412,
+        "gray_right_rgb_wrong": 226,
+        "mcnemar_p": 1.8e-13,
+        "accuracy_difference": rgb_accuracy - 0.8838,
+        "accuracy_difference_ci95_low": 0.0125,
+        "accuracy_difference_ci95_high": 0.0247,
     }
+    metrics = {"gray": model_metrics(0.8838, 0.2864), "rgb": model_metrics(rgb_accuracy, 0.2770)}
+    metrics["rgb_vs_gray"] = comparison
+    per_seed = {}
+    for i, seed in enumerate(trained):  # each further seed 0.3 points more accurate in RGB
+        shift = 0.003 * i
+        per_seed[str(seed)] = {
+            variant: {
+                "accuracy": metrics[variant]["accuracy"] + (shift if variant == "rgb" else 0),
+                "temperature": 0.612 + 0.01 * i,
+            }
+            for variant in ("gray", "rgb")
+        } | {"rgb_vs_gray": comparison | {"accuracy_difference": comparison["accuracy_difference"] + shift}}
+    truth = np.repeat(np.arange(len(CLASSES)), 1000)
+    gray = correct_per_image(dict.fromkeys(CLASSES, 0.8))
+    rgb = correct_per_image({name: 0.8 + gain for name, gain in GAINS.items()})
+    gains = seeds.class_gains([rgb] * len(trained), [gray] * len(trained), truth)
+    metrics["seeds"] = seeds.section(per_seed, gains)
     pairs = [
         {"pair": ["cat", "dog"], "count": 191, "cat_as_dog": 101, "dog_as_cat": 90},
         {"pair": ["bird", "deer"], "count": 82, "bird_as_deer": 50, "deer_as_bird": 32},
@@ -89,6 +108,7 @@ def given_run(rgb_accuracy=0.9024):
     evaluation = {
         "gray": {"per_class": {name: {"recall": 0.8} for name in CLASSES}, "most_confused_pairs": pairs},
         "rgb": {"per_class": {name: {"recall": 0.8 + GAINS[name]} for name in CLASSES}, "most_confused_pairs": pairs},
+        "class_gains": gains,
     }
     return metrics, evaluation
 
@@ -121,9 +141,34 @@ def test_the_write_up_carries_the_runs_numbers_and_verdicts():
     )
     assert "McNemar's exact p = 1.8e-13" in text
     assert "**The maps are diffuse.** **holds** for 2 of 2 models" in text and "28.64% of the map's mass" in text
-    animals, vehicles = sum(GAINS[c] for c in report.ANIMALS) / 6, (0.01 + 0.0 - 0.01 + 0.0) / 4
-    assert f"{100 * animals:+.2f} points on average over the 6 animal classes and {100 * vehicles:+.2f}" in text
-    assert "Per class, largest gain first: dog +6.00, bird +5.00, cat +4.00" in text
+    assert "One training seed shows that these two trained networks differ" in text
+    assert "`dvc exp run -S 'seeds=[42,1,2]'`" in text
+    animals, vehicles = sum(GAINS[c] for c in seeds.ANIMALS) / 6, (0.01 + 0.0 - 0.01 + 0.0) / 4
+    assert "**Colour helps especially for animals.** **holds**" in text
+    assert f"{100 * (animals - vehicles):+.2f} points (95% CI" in text and "one seed" in text
+    assert "RGB's accuracy minus gray's per class, largest first (95% CI): dog +6.00 (+" in text
+    assert (
+        "beyond chance after Holm's correction over the ten: airplane, bird, cat, deer, dog, frog, horse; "
+        "where it hurts: ship." in text
+    )
+    assert "| 42 | 88.38% | 90.24% | +1.86 (+1.25 to +2.47) | 1.8e-13 | 0.612 | 0.612 |" in text
+    assert "mean ± sd" not in text and "figures/seeds.png" not in text
+
+
+def test_with_several_seeds_the_write_up_tests_the_gap_over_them():
+    text = report.write_up(*given_run(trained=(42, 1, 2)), LABELS, SMOOTHING)
+    assert "**RGB is more accurate than gray.** **holds** over 3 training seeds" in text
+    assert "+2.16 ± 0.30 points (sd; 95% t interval +1.41 to +2.91)" in text
+    assert "exact sign-flip p = 0.25 (the smallest it can give with 3 seeds is 0.25)" in text
+    assert "| 2 | 88.38% | 90.84% | +2.46 (+1.25 to +2.47) |" in text
+    assert "| mean ± sd | 88.38% ± 0.00 | 90.54% ± 0.30 | +2.16 ± 0.30 | | 0.622 | 0.622 |" in text
+    assert "over 3 seeds" in text and "![accuracy and gap per seed](figures/seeds.png)" in text
+
+
+def test_a_small_gap_over_seeds_does_not_hold():
+    metrics, evaluation = given_run(rgb_accuracy=0.8838, trained=(42, 1, 2))  # gaps 0, +0.3, +0.6 points
+    text = report.write_up(metrics, evaluation, LABELS, SMOOTHING)
+    assert "**RGB is more accurate than gray.** **does not hold** over 3 training seeds" in text
 
 
 def test_the_write_up_gives_calibration_before_and_after_the_temperature_and_its_causes():

@@ -14,7 +14,7 @@ from cifarcam.scale.grid import experiment_name, points
 pytestmark = pytest.mark.slow  # real Slurm, dvc and git end to end; each grid point is a tiny pipeline run
 
 METRICS = "reports/metrics.json"
-RGB_TRAINING = "reports/train/rgb/metrics.json"
+RGB_TRAINING = "reports/train/rgb/seed42/metrics.json"
 GRID = ["-S", "+train_rgb.learning_rate=0.002,0.02", "-S", "+train_rgb.epochs=1"]  # 2 x 1, off the default 0.005
 
 
@@ -87,7 +87,7 @@ def test_an_experiment_s_model_pulls_into_a_fresh_clone_of_the_origin(project, f
     copy.dvc("exp", "pull", "origin", low)
     copy.dvc("exp", "apply", low)
     copy.dvc("pull")
-    assert (copy.path / "models/rgb.keras").stat().st_size > 0
+    assert (copy.path / "models/rgb/seed42.keras").stat().st_size > 0
     assert "Data and pipelines are up to date" in copy.dvc("status").stdout
     assert "learning_rate: 0.002" in (copy.path / "params.yaml").read_text()
 
@@ -124,7 +124,7 @@ def test_a_cancelled_task_pushes_nothing_and_a_resubmission_runs_only_the_missin
     job = re.search(r"submitted job (\d+): tasks 0-0,", submitted).group(1)
 
     log = project.workdir / "jobs" / f"{job}_0.log"
-    wait_for_line(log, r"^Running stage 'train_rgb'")
+    wait_for_line(log, r"^Running stage 'train_rgb@42'")
     subprocess.run(["scancel", job], check=True, env=project.env)
     result = sweep(project, "wait", job, check=False)
     assert result.returncode == 1 and result.stdout.startswith(f"failed  {new}"), result.stdout

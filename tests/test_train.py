@@ -6,13 +6,13 @@ import textwrap
 
 import numpy as np
 import pytest
-import yaml
 from pipeline_project import ROOT
+from recipes import SHARED
 
 from cifarcam.core.errors import PipelineError
 from cifarcam.training.train import train
 
-DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+DEFAULT = SHARED
 # A small ResNet on a plain AdamW recipe: what these tests check does not depend on the default's recipe.
 SMALL_RESNET = {
     "arch": "resnet",

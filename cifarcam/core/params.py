@@ -2,6 +2,7 @@
 
 The training recipe is one section, `train`, that every variant shares; `train_<variant>` holds only
 the keys where one variant differs (none by default), so that an edit to the recipe reaches both.
+`seeds` lists the training seeds: each variant trains one model per seed.
 """
 
 import math
@@ -98,7 +99,6 @@ RECIPE = {
     "cutout": _integer(0, 32),
     "precision": _choice(PRECISIONS),
     "patience": _optional(_integer(0)),
-    "seed": _integer(0),
 }
 SCHEMA = {
     "download": {
@@ -136,8 +136,9 @@ def validate(params, path="params.yaml"):
     """Raise a one-line PipelineError for the first wrong, missing or unknown key."""
     if not isinstance(params, dict):
         raise PipelineError(f"{path} must map stage names to sections: restore it from git")
-    for section in params.keys() - SCHEMA.keys():
-        raise PipelineError(f"{path}: unknown section '{section}'; the sections are {', '.join(SCHEMA)}")
+    for section in params.keys() - SCHEMA.keys() - {"seeds"}:
+        raise PipelineError(f"{path}: unknown section '{section}'; the sections are seeds, {', '.join(SCHEMA)}")
+    _check_seeds(params.get("seeds"), path)
     for section, rules in SCHEMA.items():
         values = params.get(section)
         if section in OVERRIDES and section in params and not isinstance(values, dict):
@@ -146,6 +147,11 @@ def validate(params, path="params.yaml"):
             )
         if not isinstance(values, dict):
             raise PipelineError(f"{path} has no '{section}' section: restore it from git")
+        if section in ("train", *OVERRIDES) and "seed" in values:
+            raise PipelineError(
+                f"{path}: {section}.seed is now the top-level list `seeds`: write `seeds: [{values['seed']}]` and "
+                f"delete {section}.seed"
+            )
         for key in values.keys() - rules.keys():
             raise PipelineError(f"{path}: unknown key {section}.{key}; {section} takes {', '.join(rules)}")
         for key, rule in rules.items():
@@ -165,6 +171,20 @@ def validate(params, path="params.yaml"):
         if params[section]:
             _check_optimizer(params["train"] | params[section], section, path)
     return params
+
+
+def _check_seeds(seeds, path):
+    example = "e.g. `seeds: [42]`, or `seeds: [42, 1, 2]` for the spread over trainings"
+    if seeds is None:
+        raise PipelineError(f"{path} has no 'seeds' list: add one, {example}")
+    if not isinstance(seeds, list) or not seeds:
+        raise PipelineError(f"{path}: seeds must be a non-empty list of integers ≥ 0, {example}; got {seeds!r}")
+    for seed in seeds:
+        if not _integer(0)(seed)[0]:
+            raise PipelineError(f"{path}: seeds must be integers ≥ 0, {example}; got {seed!r} in {seeds!r}")
+    if len(set(seeds)) < len(seeds):
+        repeated = ", ".join(str(seed) for seed in sorted({seed for seed in seeds if seeds.count(seed) > 1}))
+        raise PipelineError(f"{path}: seeds must be distinct, but {repeated} is listed more than once: list each once")
 
 
 def _check_optimizer(recipe, section, path):
@@ -195,10 +215,16 @@ def load_section(section, path="params.yaml"):
     return load(path)[section]
 
 
-def recipe(variant, path="params.yaml"):
-    """The training recipe of one variant: the shared `train` section with `train_<variant>`'s keys over it."""
+def seeds(path="params.yaml"):
+    """The training seeds, in params.yaml's order; the first is the run the figures and maps explain."""
+    return load(path)["seeds"]
+
+
+def recipe(variant, path="params.yaml", seed=None):
+    """The training recipe of one variant: the shared `train` section with `train_<variant>`'s keys over
+    it, and `seed` (by default the first of `seeds`)."""
     params = load(path)
-    return params["train"] | params[f"train_{variant}"]
+    return params["train"] | params[f"train_{variant}"] | {"seed": params["seeds"][0] if seed is None else seed}
 
 
 def recipes(path="params.yaml"):

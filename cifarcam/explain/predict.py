@@ -1,6 +1,8 @@
 """Explain your own images: top-3 classes and a class activation map overlay at the original size.
 
-    python -m cifarcam.predict photo.jpg other.png --model models/rgb.keras --out predictions
+    python -m cifarcam.predict photo.jpg other.png --model models/rgb/seed42.keras --out predictions
+
+Without --model: the RGB model of the first of params.yaml's `seeds`.
 
 Any size and format OpenCV reads; each image is resized to 32x32 for the model (grayscale or
 RGBA converted: alpha is composited onto white). Overlays are written as <out>/<name>_cam.png.
@@ -16,6 +18,8 @@ import numpy as np
 from cifarcam.core.choices import CAM_METHODS
 from cifarcam.core.errors import PipelineError, run_stage
 from cifarcam.core.files import atomic_output
+from cifarcam.core.names import model_path
+from cifarcam.core.params import seeds
 from cifarcam.data.readers import CLASSES
 from cifarcam.explain import cam
 from cifarcam.training import models
@@ -48,13 +52,14 @@ def model_input(rgb, channels):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path)
-    parser.add_argument("--model", type=Path, default=Path("models/rgb.keras"))
+    parser.add_argument("--model", type=Path, help="a saved .keras model (default: the first seed's RGB model)")
     parser.add_argument("--method", choices=CAM_METHODS, default="gradcam")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
+    model_file = args.model or model_path("rgb", seeds()[0])
 
     originals = [read_rgb(path) for path in args.images]
-    model = models.load(args.model)
+    model = models.load(model_file)
     batch = np.stack([model_input(image, model.input_shape[-1]) for image in originals])
     probabilities = model.predict(batch, verbose=0)
     top = np.argsort(-probabilities, axis=1)[:, :3]

@@ -17,9 +17,15 @@ import sys
 from pathlib import Path
 
 from cifarcam.core.errors import PipelineError, run_stage
+from cifarcam.core.names import training_logs
+from cifarcam.core.params import seeds
 from cifarcam.scale import grid, slurm
 
-RANK = "dvc exp show --sort-by reports/train/rgb/metrics.json:best_val_loss --sort-order asc"
+
+def rank_command():
+    """The command that ranks the gathered experiments by the first seed's RGB validation loss."""
+    logs = training_logs("rgb", seeds()[0]).as_posix()
+    return f"dvc exp show --sort-by {logs}/metrics.json:best_val_loss --sort-order asc"
 
 
 def _git(*args):
@@ -127,7 +133,8 @@ def gather(record):
         pulled = subprocess.run([sys.executable, "-m", "dvc", "exp", "pull", "--no-cache", url, *names])
         if pulled.returncode != 0:
             raise PipelineError(f"dvc exp pull from {url} failed (see above)")
-    print(f"gathered {len(names)} of {len(record['points'])} experiments; rank them on validation with:\n  {RANK}")
+    gathered = f"gathered {len(names)} of {len(record['points'])} experiments"
+    print(f"{gathered}; rank them on validation with:\n  {rank_command()}")
 
 
 def main(argv=None):

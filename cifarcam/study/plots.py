@@ -76,6 +76,55 @@ def class_accuracy(accuracies, classes, path, title, gain_intervals):
     _save(figure, path, title)
 
 
+_GAP_KEYS = ("accuracy_difference", "accuracy_difference_ci95_low", "accuracy_difference_ci95_high")
+
+
+def seeds(per_seed, labels, path, title):
+    """Each variant's test accuracy per training seed (left) and the gap per seed with its 95% interval (right)."""
+    seeds = list(per_seed)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for offset, (variant, label) in zip((-0.12, 0.12), labels.items(), strict=True):
+        left.plot(
+            np.arange(len(seeds)) + offset,
+            [100 * per_seed[seed][variant]["accuracy"] for seed in seeds],
+            "o",
+            label=label,
+            color="0.45" if offset < 0 else "tab:blue",
+        )
+    left.set_xticks(range(len(seeds)), seeds)
+    left.set_xlabel("training seed")
+    left.set_ylabel("accuracy (%)")
+    left.margins(y=0.3)
+    left.legend(fontsize=8)
+    _mark_broken_axis(left)
+    gaps = np.array([[per_seed[seed]["rgb_vs_gray"][key] for key in _GAP_KEYS] for seed in seeds]) * 100
+    right.errorbar(
+        range(len(seeds)), gaps[:, 0], yerr=[gaps[:, 0] - gaps[:, 1], gaps[:, 2] - gaps[:, 0]], fmt="o", capsize=3
+    )
+    right.axhline(0, color="black", linewidth=0.8)
+    right.axhline(gaps[:, 0].mean(), color="tab:green", linestyle="--", linewidth=1, label="mean over seeds")
+    right.set_xticks(range(len(seeds)), seeds)
+    right.set_xlabel("training seed")
+    right.set_ylabel("RGB − gray (points, 95% CI)")
+    right.set_ylim(min(0, gaps[:, 1].min()) - 0.5, gaps[:, 2].max() + 0.5)
+    right.legend(fontsize=8)
+    _save(figure, path, title)
+
+
+def _mark_broken_axis(axis):
+    """Two slashes across the foot of the y axis and its starting value: a zoomed axis that does not start at 0."""
+    for offset in (0.0, 0.025):
+        axis.plot([-0.02, 0.02], [offset, offset + 0.03], transform=axis.transAxes, color="black", clip_on=False)
+    axis.text(
+        0.03,
+        0.01,
+        f"axis broken: starts at {axis.get_ylim()[0]:.2f}, not 0",
+        transform=axis.transAxes,
+        fontsize=7,
+        va="bottom",
+    )
+
+
 def reliability(points, path, title):
     """Accuracy against mean confidence per confidence bin, with each bin's image count under it."""
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})

@@ -5,15 +5,16 @@ marked as holding or not, so that a rerun that overturns a finding says so.
 """
 
 from cifarcam.study import tables
+from cifarcam.study.seeds import ANIMALS
 from cifarcam.study.tables import percent
 
-ANIMALS = ("bird", "cat", "deer", "dog", "frog", "horse")  # the rest of CIFAR-10's classes are vehicles
-SIGNIFICANCE = 0.05  # McNemar's p below which RGB's lead counts as more than chance
+SIGNIFICANCE = 0.05  # the p below which a difference counts as more than chance
 DIFFUSE_BELOW = 0.5  # a map is diffuse when its top 10% of pixels hold less than this share of its mass
 
 
-def figures(labels):
-    """(section title, [(relative path from reports/, alt text)]) of every figure the write-up embeds."""
+def figures(labels, seeds=1):
+    """(section title, [(relative path from reports/, alt text)]) of every figure the write-up embeds; the
+    per-model ones are the first seed's, and with several `seeds` the spread over them comes first."""
     per_model = [
         ("Reliability diagrams (confidence against accuracy per bin; bin counts below)", "figures/{}_reliability.png"),
         (
@@ -27,6 +28,8 @@ def figures(labels):
         ("The mean map of each class over its right calls", "cam/{}_mean_cam.png"),
     ]
     sections = [("Accuracy per class, and what colour adds", [("figures/class_accuracy.png", "accuracy per class")])]
+    if seeds > 1:
+        sections.insert(0, ("Every training seed", [("figures/seeds.png", "accuracy and gap per seed")]))
     sections += [
         (title, [(path.format(variant), label) for variant, label in labels.items()]) for title, path in per_model
     ]
@@ -42,22 +45,34 @@ def _verdict(holds):
 
 
 def rgb_against_gray(metrics, labels):
-    test = metrics["rgb_vs_gray"]
+    test, over = metrics["rgb_vs_gray"], metrics["seeds"]["gap"]
     difference, p = test["accuracy_difference"], test["mcnemar_p"]
-    if difference > 0 and p < SIGNIFICANCE:
-        verdict = f"{_verdict(True)}: the lead is larger than chance (p < {SIGNIFICANCE})"
-    elif difference > 0:
-        verdict = f"{_verdict(False)} beyond chance: RGB leads, but p ≥ {SIGNIFICANCE}"
-    else:
-        verdict = f"{_verdict(False)}: RGB is not ahead"
-    return (
-        f"**RGB is more accurate than gray.** {verdict}. {labels['rgb']} {percent(metrics['rgb']['accuracy'])} against "
-        f"{labels['gray']} {percent(metrics['gray']['accuracy'])} on the same "
-        f"{metrics['rgb']['test_images']:,} test images: "
+    one_pair = (
+        f"{labels['rgb']} {percent(metrics['rgb']['accuracy'])} against {labels['gray']} "
+        f"{percent(metrics['gray']['accuracy'])} on the same {metrics['rgb']['test_images']:,} test images: "
         f"{_points(difference)} points (95% CI {_points(test['accuracy_difference_ci95_low'])} to "
-        f"{_points(test['accuracy_difference_ci95_high'])}). {test['rgb_right_gray_wrong']} images were right "
-        "only in RGB "
-        f"and {test['gray_right_rgb_wrong']} only in gray; McNemar's exact p = {p:.3g}."
+        f"{_points(test['accuracy_difference_ci95_high'])}). {test['rgb_right_gray_wrong']} images were right only "
+        f"in RGB and {test['gray_right_rgb_wrong']} only in gray; McNemar's exact p = {p:.3g}"
+    )
+    if over["seeds"] == 1:
+        verdict = (
+            f"{_verdict(difference > 0 and p < SIGNIFICANCE)} for this pair of networks"
+            if difference > 0
+            else f"{_verdict(False)}: RGB is not ahead"
+        )
+        return (
+            f"**RGB is more accurate than gray.** {verdict}: {one_pair}. One training seed shows that these two "
+            "trained networks differ, not how far the gap moves when training is repeated; for that, train more "
+            "seeds: `dvc exp run -S 'seeds=[42,1,2]'`."
+        )
+    holds = over["mean"] > 0 and over["paired_t_p"] < SIGNIFICANCE
+    return (
+        f"**RGB is more accurate than gray.** {_verdict(holds)} over {over['seeds']} training seeds (rule: the mean "
+        f"gap over seeds above 0 with the seed-paired t test's p < {SIGNIFICANCE}): {_points(over['mean'])} ± "
+        f"{100 * over['sd']:.2f} points (sd; 95% t interval {_points(over['ci95_low'])} to "
+        f"{_points(over['ci95_high'])}), paired t p = {over['paired_t_p']:.3g}, exact sign-flip p = "
+        f"{over['sign_flip_p']:.3g} (the smallest it can give with {over['seeds']} seeds is "
+        f"{over['smallest_possible_sign_flip_p']:.3g}). The first seed: {one_pair}."
     )
 
 
@@ -96,28 +111,65 @@ def diffuse_maps(metrics, labels):
     )
 
 
-def class_gains(evaluation):
-    """RGB's accuracy minus gray's for each class, largest first."""
-    gains = {
-        name: evaluation["rgb"]["per_class"][name]["recall"] - evaluation["gray"]["per_class"][name]["recall"]
-        for name in evaluation["rgb"]["per_class"]
-    }
-    return dict(sorted(gains.items(), key=lambda item: -item[1]))
-
-
-def colour_for_animals(evaluation):
-    gains = class_gains(evaluation)
-    animals = [gain for name, gain in gains.items() if name in ANIMALS]
-    vehicles = [gain for name, gain in gains.items() if name not in ANIMALS]
-    animal_mean, vehicle_mean = sum(animals) / len(animals), sum(vehicles) / len(vehicles)
-    listed = ", ".join(f"{name} {_points(gain)}" for name, gain in gains.items())
-    return (
-        f"**Colour helps especially for animals.** {_verdict(animal_mean > vehicle_mean)}: RGB's accuracy "
-        "minus gray's is "
-        f"{_points(animal_mean)} points on average over the {len(animals)} animal classes and "
-        f"{_points(vehicle_mean)} over "
-        f"the {len(vehicles)} vehicle classes. Per class, largest gain first: {listed}."
+def colour_for_animals(metrics, evaluation):
+    gains, contrast = evaluation["class_gains"], metrics["seeds"]["animals_minus_vehicles"]
+    seeds = metrics["seeds"]["gap"]["seeds"]
+    holds = contrast["contrast"] > 0 and contrast["p"] < SIGNIFICANCE
+    helped = [name for name, gain in gains.items() if gain["holm_p"] < SIGNIFICANCE and gain["gain"] > 0]
+    hurt = [name for name, gain in gains.items() if gain["holm_p"] < SIGNIFICANCE and gain["gain"] < 0]
+    ranked = sorted(gains, key=lambda name: -gains[name]["gain"])
+    listed = ", ".join(
+        f"{name} {_points(gains[name]['gain'])} ({_points(gains[name]['ci95_low'])} to "
+        f"{_points(gains[name]['ci95_high'])})"
+        for name in ranked
     )
+    return (
+        f"**Colour helps especially for animals.** {_verdict(holds)} (rule, fixed in advance: the mean gain of the "
+        f"{len([n for n in gains if n in ANIMALS])} animal classes minus that of the "
+        f"{len([n for n in gains if n not in ANIMALS])} vehicle classes, each class weighted equally, above 0 with "
+        f"p < {SIGNIFICANCE}): {_points(contrast['contrast'])} points (95% CI {_points(contrast['ci95_low'])} to "
+        f"{_points(contrast['ci95_high'])}), p = {contrast['p']:.3g}, "
+        f"{'over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}. The classes where colour helps beyond "
+        f"chance after Holm's correction over the ten: {', '.join(helped) or 'none'}; where it hurts: "
+        f"{', '.join(hurt) or 'none'}. RGB's accuracy minus "
+        f"gray's per class, largest first (95% CI): {listed}."
+    )
+
+
+def seeds_table(metrics, labels):
+    """Markdown lines: each seed's accuracies, gap and McNemar p, then the mean ± sd over seeds."""
+    section = metrics["seeds"]
+    header = ["seed", *(f"{labels[v]} accuracy" for v in ("gray", "rgb")), "RGB − gray (95% CI)", "McNemar p"]
+    header += [f"{labels[v]} temperature" for v in ("gray", "rgb")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for seed, run in section["per_seed"].items():
+        test = run["rgb_vs_gray"]
+        lines.append(
+            f"| {seed} | {percent(run['gray']['accuracy'])} | {percent(run['rgb']['accuracy'])} | "
+            f"{_points(test['accuracy_difference'])} ({_points(test['accuracy_difference_ci95_low'])} to "
+            f"{_points(test['accuracy_difference_ci95_high'])}) | {test['mcnemar_p']:.3g} | "
+            f"{run['gray']['temperature']:.3f} | {run['rgb']['temperature']:.3f} |"
+        )
+    if section["gap"]["seeds"] > 1:
+        accuracy = {v: section[v]["accuracy"] for v in ("gray", "rgb")}
+        lines.append(
+            f"| mean ± sd | {percent(accuracy['gray']['mean'])} ± {100 * accuracy['gray']['sd']:.2f} | "
+            f"{percent(accuracy['rgb']['mean'])} ± {100 * accuracy['rgb']['sd']:.2f} | "
+            f"{_points(section['gap']['mean'])} ± {100 * section['gap']['sd']:.2f} | | "
+            f"{section['gray']['temperature']['mean']:.3f} | {section['rgb']['temperature']['mean']:.3f} |"
+        )
+    return lines
+
+
+def class_gains_table(evaluation):
+    """Markdown lines: per class, RGB − gray over seeds with its interval, p and Holm's p."""
+    lines = ["| class | RGB − gray (points) | 95% CI | p | Holm p |", "|---|---|---|---|---|"]
+    for name, gain in evaluation["class_gains"].items():
+        lines.append(
+            f"| {name} | {_points(gain['gain'])} | {_points(gain['ci95_low'])} to {_points(gain['ci95_high'])} | "
+            f"{gain['p']:.2g} | {gain['holm_p']:.2g} |"
+        )
+    return lines
 
 
 def _score_interval(section, name):
@@ -183,13 +235,26 @@ def write_up(metrics, evaluation, labels, label_smoothing):
         f"1. {most_confused(evaluation, labels)}",
         f"2. {rgb_against_gray(metrics, labels)}",
         f"3. {diffuse_maps(metrics, labels)}",
-        f"4. {colour_for_animals(evaluation)}",
+        f"4. {colour_for_animals(metrics, evaluation)}",
+        "",
+        "## Over training seeds",
+        "",
+        *seeds_table(metrics, labels),
+        "",
+        "## What colour adds per class",
+        "",
+        *class_gains_table(evaluation),
+        "",
+        (
+            "Averaged over the seeds; intervals and p from each test image's seed-averaged difference (a paired t "
+            "test over the class's test images), Holm-corrected over the ten classes."
+        ),
         "",
         calibration_note(metrics, labels, label_smoothing),
         "",
         "## Figures",
     ]
-    for title, images in figures(labels):
+    for title, images in figures(labels, metrics["seeds"]["gap"]["seeds"]):
         lines += ["", f"### {title}", ""]
         lines += [f"![{caption}]({path})" for path, caption in images]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,11 @@
 """The results tables, one builder for each copy: reports/results.md, the write-up's and the README's headline.
 
-`python -m cifarcam.study.tables` prints the README's headline table from reports/metrics.json and
-params.yaml; a test checks that the README carries exactly that table.
+`python -m cifarcam.study.tables --seeds <a multi-seed run's metrics.json>` prints the README's headline
+table from reports/metrics.json, params.yaml and that run; a test checks that the README carries
+exactly that table.
 """
 
 import json
-import sys
 from pathlib import Path
 
 # Weighted averages, as the study reports them; weighted recall is left out: on CIFAR-10's balanced test set
@@ -76,19 +76,37 @@ def results_page(scores, details, labels):
     return "\n".join(lines)
 
 
-def headline(metrics, labels):
-    """The README's table: the study's published figures, then this pipeline's default run."""
+def _mean_sd(spread):
+    return f"{percent(spread['mean'])} ± {100 * spread['sd']:.2f}"
+
+
+def headline(metrics, labels, seed_study=None):
+    """The README's table: the study's published figures, this pipeline's default run, and with `seed_study`
+    (the metrics.json of a run over several seeds) each model's mean ± sd over those seeds."""
     ours = {f"{labels[v]}, the default": metrics[v] for v in labels}
-    return "\n".join(results(PUBLISHED | ours, bold=ours))
+    lines = results(PUBLISHED | ours, bold=ours)
+    if seed_study:
+        spread = seed_study["seeds"]
+        for variant, label in labels.items():
+            cells = [_mean_sd(spread[variant][score]) for score in ("accuracy", *SCORES)]
+            lines.append(f"| {label}, mean ± sd of {spread['gap']['seeds']} seeds | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
+    """python -m cifarcam.study.tables [FOLDER] [--seeds METRICS_JSON]: the README's headline table."""
+    import argparse
+
     from cifarcam.core.names import model_labels
     from cifarcam.core.params import recipes
 
-    folder = Path(*(argv if argv is not None else sys.argv[1:]) or ["."])
-    metrics = json.loads((folder / "reports/metrics.json").read_text())
-    print(headline(metrics, model_labels(recipes(folder / "params.yaml"))))
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", nargs="?", type=Path, default=Path("."))
+    parser.add_argument("--seeds", type=Path, help="the metrics.json of a run over several seeds")
+    args = parser.parse_args(argv)
+    metrics = json.loads((args.folder / "reports/metrics.json").read_text())
+    seed_study = json.loads((args.folder / args.seeds).read_text()) if args.seeds else None
+    print(headline(metrics, model_labels(recipes(args.folder / "params.yaml")), seed_study))
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_pat
             curve = pd.read_csv(
                 project.path / f"reports/train/{variant}/seed42/plots/metrics/{split}/loss.tsv", sep="\t"
             )
-            svg = chart(dom, f"reports_train_{variant}_plots_metrics_{split}_loss_tsv")
+            svg = chart(dom, f"reports_train_{variant}_seed42_plots_metrics_{split}_loss_tsv")
             assert ">step</text>" in svg and ">loss</text>" in svg  # the axes' titles
             ((first, path),) = re.findall(
                 r'aria-label="step: 0; loss: ([-\d.e]+); rev: workspace" [^>]*line mark" d="([^"]+)"', svg

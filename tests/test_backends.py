@@ -15,7 +15,7 @@ import pytest
 from pipeline_project import ROOT, Project, make_image_folder_archive, tiny_params
 from test_train import DEFAULT, PARAMS, tiny_data
 
-from cifarcam.core.choices import CAM_METHODS
+from cifarcam.core.choices import EXPLANATION_METHODS
 from cifarcam.data.prepare import to_unit_range
 from cifarcam.explain import cam
 from cifarcam.training import models
@@ -54,7 +54,7 @@ JAX_EVALUATES = textwrap.dedent(
     from cifarcam.explain import cam
     from cifarcam.study import tta
     from cifarcam.training import models
-    from cifarcam.core.choices import CAM_METHODS
+    from cifarcam.core.choices import EXPLANATION_METHODS
     folder = Path(sys.argv[1])
     assert keras.backend.backend() == "jax"
     model = models.load(f"{folder}/tensorflow.keras")
@@ -62,7 +62,7 @@ JAX_EVALUATES = textwrap.dedent(
     np.save(f"{folder}/loaded.npy", tta.predict_probabilities(model, images, "flip_translate"))
     predicted = model.predict(images, verbose=0).argmax(axis=1)
     np.save(f"{folder}/predicted.npy", predicted)
-    for method in CAM_METHODS:
+    for method in EXPLANATION_METHODS:
         np.save(f"{folder}/{method}.npy", cam.class_activation_maps(model, images, predicted, method))
     """
 )
@@ -132,7 +132,7 @@ def test_a_model_trained_under_tensorflow_evaluates_and_explains_the_same_under_
     expected = tta.predict_probabilities(model, images, "flip_translate")
     assert np.allclose(np.load(tmp_path / "loaded.npy"), expected, atol=1e-5)
     predicted = np.load(tmp_path / "predicted.npy")  # JAX's calls, so that a near tie cannot pick another class here
-    for method in CAM_METHODS:
+    for method in EXPLANATION_METHODS:
         maps = cam.class_activation_maps(model, images, predicted, method)
         assert (maps.max(axis=(1, 2)) > 0.9).all()  # no empty map: the comparison below means something
         assert np.allclose(np.load(tmp_path / f"{method}.npy"), maps, atol=1e-4), method

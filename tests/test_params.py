@@ -39,7 +39,7 @@ def test_every_choice_the_checks_accept_is_implemented():
     for mode in choices.TTA_MODES:
         assert len(tta.views(images, mode)) >= 1
     model = build_network("study_rgb_cnn", (32, 32, 3), dropout=0.5)
-    for method in choices.CAM_METHODS:
+    for method in choices.EXPLANATION_METHODS:
         assert cam.class_activation_maps(model, images, np.array([0]), method=method).shape == (1, 32, 32)
 
 

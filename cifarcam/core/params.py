@@ -13,7 +13,7 @@ import yaml
 
 from cifarcam.core.choices import (
     ACTIVATIONS,
-    CAM_METHODS,
+    EXPLANATION_METHODS,
     FLIPS,
     OPTIMIZERS,
     PRECISIONS,
@@ -121,7 +121,7 @@ SCHEMA = {
         "calibration_bins": _integer(1),
     },
     "gradcam": {
-        "method": _choice(CAM_METHODS),
+        "method": _choice(EXPLANATION_METHODS),
         "classes": _class_list,
         "images_per_row": _integer(1),
         "confused_pairs": _integer(1),

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from cifarcam.core.backend import keras
-from cifarcam.core.choices import CAM_METHODS
+from cifarcam.core.choices import EXPLANATION_METHODS
 
 
 def last_feature_map_layer(model):
@@ -41,8 +41,8 @@ def class_activation_maps(model, images, class_indices, method="gradcam", logits
     Each image gets its own channel weights (gradients reduced over space only), so a batched
     call equals the single-image calls. A map with no positive evidence is all zeros.
     """
-    if method not in CAM_METHODS:
-        raise ValueError(f"unknown CAM method '{method}': choose one of {', '.join(CAM_METHODS)}")
+    if method not in EXPLANATION_METHODS:
+        raise ValueError(f"unknown CAM method '{method}': choose one of {', '.join(EXPLANATION_METHODS)}")
     target = last_feature_map_layer(model)
     body = keras.Model(model.inputs[0], target.output)
     head = keras.Model(target.output, model.get_layer(logits_layer).output)

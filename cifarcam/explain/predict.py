@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cifarcam.core.choices import CAM_METHODS
+from cifarcam.core.choices import EXPLANATION_METHODS
 from cifarcam.core.errors import PipelineError, run_stage
 from cifarcam.core.files import atomic_output
 from cifarcam.core.names import model_path
@@ -53,7 +53,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, help="a saved .keras model (default: the first seed's RGB model)")
-    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam")
+    parser.add_argument("--method", choices=EXPLANATION_METHODS, default="gradcam")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
     model_file = args.model or model_path("rgb", seeds()[0])

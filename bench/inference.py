@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from cifarcam.core.params import recipe as configured_recipe
-from cifarcam.explain import cam
+from cifarcam.explain import methods
 from cifarcam.training import models, precision
 
 NATIVE_BFLOAT16_CPUINFO = "flags\t\t: avx2 avx512_bf16\n"  # a Zen 4's flag: load keeps the model as saved
@@ -34,7 +34,7 @@ def predict(model, images):
 
 
 def explain(model, images):
-    cam.class_activation_maps(model, images, np.arange(len(images)) % models.NUM_CLASSES)
+    methods.attribution_maps(model, images, np.arange(len(images)) % models.NUM_CLASSES, "gradcam")
 
 
 def main():

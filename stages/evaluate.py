@@ -3,15 +3,15 @@ with test-time augmentation (evaluate.tta).
 
 Writes reports/metrics.json (DVC metrics; the top-level `gray`, `rgb` and `rgb_vs_gray` are the first
 seed's run: the scores with their 95% intervals, per-class errors, calibration before and after a
-temperature fitted on the validation split, under `cam` how faithful and how concentrated the
-class activation maps are, and McNemar's test with the accuracy difference; under `seeds`, every
+temperature fitted on the validation split, and McNemar's test with the accuracy difference; under `seeds`, every
 seed's scores, their spread, the seed-paired tests of the gap and the animal-against-vehicle
 contrast), reports/evaluation.json (the first seed's per-class scores, most confused pairs and
 reliability bins, the same for `other_seeds`, and the per-class gains pooled over seeds with Holm's
 correction), reports/confusion/<variant>.csv (DVC confusion plots of the first seed),
 reports/figures (per-class accuracy over seeds, the spread over seeds, and each seed's reliability
 diagrams and confusion matrices: the first seed's at the top, the others' in seed<k>/) and
-reports/results.md (the study's table). Every statistic is computed from one set of TTA
+reports/results.md (the study's table), and data/predictions.npz (the first seed's TTA probabilities on the
+test and validation splits, which the gradcam stage explains). Every statistic is computed from one set of TTA
 probabilities per model (the validation split's only fit the temperature).
 """
 
@@ -27,12 +27,12 @@ from cifarcam.core.files import atomic_output
 from cifarcam.core.names import VARIANTS, model_labels, model_path
 from cifarcam.core.params import load_section, recipes, seeds
 from cifarcam.data.prepare import load_prepared
-from cifarcam.explain import cam, examples, faithfulness
 from cifarcam.study import calibration, metrics, plots, stats, tables, tta
 from cifarcam.study import seeds as over_seeds
 from cifarcam.training import models
 
 REPORTS = Path("reports")
+PREDICTIONS = Path("data/predictions.npz")
 
 
 class Assessed(NamedTuple):
@@ -40,24 +40,20 @@ class Assessed(NamedTuple):
 
     scores: dict
     details: dict
-    plain: np.ndarray  # without test-time augmentation
-    predicted: np.ndarray  # with it
+    probabilities: dict  # {"test": ..., "val": ...}, with test-time augmentation
+    predicted: np.ndarray  # on the test set
 
 
 def main():
-    params, method, trained = load_section("evaluate"), load_section("gradcam")["method"], seeds()
+    params, trained = load_section("evaluate"), seeds()
     data = {variant: load_prepared(Path("data/prepared") / f"{variant}.npz") for variant in VARIANTS}
     truth, classes = data["rgb"]["y_test"], data["rgb"]["classes"]
     runs = {}  # {seed: {variant: Assessed}}
     for seed in trained:
         runs[seed] = {}
         for variant in VARIANTS:
-            model = models.load(model_path(variant, seed))
-            runs[seed][variant] = assess(model, data[variant], params)
+            runs[seed][variant] = assess(models.load(model_path(variant, seed)), data[variant], params)
             scores = runs[seed][variant].scores
-            if seed == trained[0]:  # the maps explain the first seed's models
-                plain = runs[seed][variant].plain
-                scores["cam"] = cam_scores(model, data[variant]["x_test"], plain, method, params)
             print(
                 f"{variant} seed {seed}: accuracy {scores['accuracy']:.4f} ({scores['accuracy_ci95_low']:.4f}–"
                 f"{scores['accuracy_ci95_high']:.4f}), weighted F1 {scores['f1']:.4f}, ECE "
@@ -92,6 +88,15 @@ def main():
         for variant in VARIANTS
     }
     write_reports(scores, details, confusions, classes, model_labels(recipes()))
+    with atomic_output(PREDICTIONS) as path:  # the maps explain these predictions: gradcam reads them
+        np.savez_compressed(
+            path,
+            **{
+                f"{v}_{split}": first[v].probabilities[split].astype(np.float32)
+                for v in VARIANTS
+                for split in ("test", "val")
+            },
+        )
 
 
 def assess(model, data, params):
@@ -123,7 +128,7 @@ def assess(model, data, params):
         "reliability_scaled": scaled_reliability,
         "confusion_shares": metrics.confusion_shares(truth, predicted, classes).tolist(),
     }
-    return Assessed(scores, details, plain, predicted)
+    return Assessed(scores, details, {"test": probabilities, "val": validation}, predicted)
 
 
 def seed_section(runs, comparisons, gains):
@@ -144,14 +149,6 @@ def seed_section(runs, comparisons, gains):
         for seed, run in runs.items()
     }
     return over_seeds.section(per_seed, gains)
-
-
-def cam_scores(model, images, predicted, method, params):
-    """Faithfulness and concentration of the maps of the predicted class, on a spread of test images."""
-    chosen = examples.spread(len(images), params["cam_images"])
-    maps = cam.class_activation_maps(model, images[chosen], predicted[chosen], method)
-    scores = faithfulness.summary(model, images[chosen], maps, predicted[chosen], steps=params["cam_steps"])
-    return scores | {"images": int(len(chosen))}
 
 
 def write_reports(scores, details, confusions, classes, labels):

@@ -1,4 +1,4 @@
-"""Stage report: reports/README.md, the study's write-up, from evaluate's metrics and both stages' figures.
+"""Stage report: reports/README.md, the study's write-up, from evaluate's and gradcam's metrics and figures.
 
 Runs last and reads only files, so rewriting the text never reruns a model.
 """
@@ -18,7 +18,9 @@ REPORTS = Path("reports")
 def main():
     by_variant = recipes()
     labels, smoothing = model_labels(by_variant), {v: r["label_smoothing"] for v, r in by_variant.items()}
-    metrics, evaluation = (read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json"))
+    metrics, evaluation, explanations = (
+        read_json(REPORTS / name) for name in ("metrics.json", "evaluation.json", "explanations.json")
+    )
     if "seeds" not in metrics or "class_gains" not in evaluation:
         raise PipelineError(
             f"{REPORTS} holds an older evaluate stage's results (no `seeds`): rerun it with dvc repro --force evaluate"
@@ -30,7 +32,7 @@ def main():
                     f"{REPORTS / path} not found: run the evaluate and gradcam stages first (dvc repro)"
                 )
     with atomic_output(REPORTS / "README.md") as path:
-        path.write_text(report.write_up(metrics, evaluation, labels, smoothing))
+        path.write_text(report.write_up(metrics, evaluation, explanations, labels, smoothing))
     print(f"write-up -> {REPORTS / 'README.md'}")
 
 
@@ -38,10 +40,10 @@ def read_json(path):
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"{path} not found: run the evaluate stage first (dvc repro)") from None
+        raise PipelineError(f"{path} not found: run the evaluate and gradcam stages first (dvc repro)") from None
     except json.JSONDecodeError as error:
         raise PipelineError(
-            f"{path} is not valid JSON ({error}): rerun the evaluate stage (dvc repro --force evaluate)"
+            f"{path} is not valid JSON ({error}): rerun the stage that wrote it (dvc repro --force evaluate gradcam)"
         ) from None
 
 

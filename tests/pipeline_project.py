@@ -109,6 +109,10 @@ def tiny_params(source):
         "train.batch_size": 8,
         "train.widths": [8, 16, 16],
         "gradcam.images_per_row": 2,
+        "gradcam.validation_images": 10,
+        "gradcam.test_images": 20,
+        "gradcam.sanity_images": 4,
+        "gradcam.steps": 4,
     }
 
 

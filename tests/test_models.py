@@ -5,7 +5,7 @@ from recipes import build_network
 
 from cifarcam.core import choices
 from cifarcam.core.errors import PipelineError
-from cifarcam.explain import cam
+from cifarcam.explain import geometry, methods
 from cifarcam.training import models
 
 
@@ -29,7 +29,7 @@ def test_resnet_stages_pool_then_add_a_residual_branch_and_are_sized_by_params()
     assert [model.get_layer(f"stage{i}_conv").filters for i in (1, 2, 3)] == [16, 32, 48]
     assert tuple(model.get_layer("stage3_res2").output.shape[1:]) == (4, 4, 48)
     assert all(layer.momentum == 0.8 for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
-    assert cam.last_feature_map_layer(model).name == "stage3_res2"  # the maps look at the last residual sum
+    assert geometry.blocks(model)["block3"].name == "stage3_res2"  # the maps look at the last residual sum
 
 
 @pytest.mark.parametrize("activation", choices.ACTIVATIONS)
@@ -50,8 +50,8 @@ def test_grad_cam_reads_a_mixed_precision_resnet():
         model = build_network("resnet", (32, 32, 3), dropout=0.0, widths=[8, 8, 8])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    maps = cam.class_activation_maps(
-        model, np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32"), np.array([1, 2])
+    maps = methods.attribution_maps(
+        model, np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32"), np.array([1, 2]), "gradcam"
     )
     assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
 
@@ -105,7 +105,7 @@ def test_airbench_whitens_then_pools_three_groups_to_3x3_with_scale_free_bn_and_
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 6 and all(layer.momentum == 0.6 and not layer.scale for layer in norms)
     assert model.get_layer("logit_scale").scale == 1 / 9 and not model.get_layer("logits").use_bias
-    assert cam.last_feature_map_layer(model).name == "group3_2_act"
+    assert [layer.name for layer in geometry.blocks(model).values()] == [f"group{i}_2_act" for i in (1, 2, 3)]
 
 
 def test_airbench_convolutions_start_as_the_identity_on_their_input_channels():

@@ -10,7 +10,7 @@ from recipes import build_network
 
 from cifarcam.core import choices, names, params
 from cifarcam.core.errors import PipelineError
-from cifarcam.explain import cam
+from cifarcam.explain import methods
 from cifarcam.study import tta
 from cifarcam.training import augment, models, precision
 
@@ -40,7 +40,7 @@ def test_every_choice_the_checks_accept_is_implemented():
         assert len(tta.views(images, mode)) >= 1
     model = build_network("study_rgb_cnn", (32, 32, 3), dropout=0.5)
     for method in choices.EXPLANATION_METHODS:
-        assert cam.class_activation_maps(model, images, np.array([0]), method=method).shape == (1, 32, 32)
+        assert methods.attribution_maps(model, images, np.array([0]), method).shape == (1, 32, 32)
 
 
 def test_the_gray_and_rgb_recipes_are_one_recipe_by_default():
@@ -133,8 +133,11 @@ def test_the_package_and_the_parameter_checks_load_no_backend():
         ("gradcam.classes", ["cat", "unicorn"], "CIFAR-10 classes"),
         ("gradcam.classes", [], "CIFAR-10 classes"),
         ("gradcam.images_per_row", 0, "integer ≥ 1"),
-        ("gradcam.method", "lime", "gradcam, gradcam++"),
-        ("evaluate.cam_images", 0, "integer ≥ 1"),
+        ("gradcam.method", "lime", "auto, gradcam, gradcam++, hirescam"),
+        ("gradcam.layers", ["block1", "block1"], "distinct blocks"),
+        ("gradcam.layers", ["conv2"], "distinct blocks"),
+        ("gradcam.layer", "last", "auto (the most faithful on validation) or one of gradcam.layers"),
+        ("gradcam.test_images", 1, "integer ≥ 2"),
     ],
 )
 def test_a_wrong_value_names_the_key_and_what_is_allowed(dotted, value, allowed):

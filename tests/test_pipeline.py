@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -89,7 +90,55 @@ def test_the_statistics_and_the_write_up_come_from_the_same_run(project):
     )
     assert f"McNemar's exact p = {test['mcnemar_p']:.3g}" in write_up
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", write_up)
-    assert len(links) == 15 and all((project.path / "reports" / link).is_file() for link in links)
+    assert len(links) == 17 and all((project.path / "reports" / link).is_file() for link in links)
+
+
+def test_the_explanations_are_chosen_on_validation_and_scored_beside_nulls_of_each_resolution(project):
+    project.repro()
+    explanations = json.loads((project.path / "reports/explanations.json").read_text())
+    choice = explanations["choice"]
+    best = max(
+        ((method, layer) for method, by_layer in explanations["validation"].items() for layer in by_layer),
+        key=lambda c: sum(explanations["validation"][c[0]][c[1]].values()),
+    )
+    assert (choice["method"], choice["layer"]) == best  # the validation score decided, not the test set
+    for variant in ("gray", "rgb"):
+        section = explanations[variant]
+        assert section["images"] == 20 and section["resolution"] == {
+            "block1": "15x15",
+            "block2": "7x7",
+            "block3": "3x3",
+            "pixels": "32x32",
+        }
+        assert len([1 for by_layer in section["scores"].values() for _ in by_layer]) == 7 * 3 + 2
+        assert {layer for by_layer in section["nulls"].values() for layer in by_layer} == set(section["resolution"])
+        for by_layer in [*section["scores"].values(), *section["nulls"].values()]:
+            for scores in by_layer.values():
+                for score in ("road_morf", "road_lerf", "deletion", "insertion", "road_combined"):
+                    assert scores[score]["ci95_low"] <= scores[score]["mean"] <= scores[score]["ci95_high"]
+        assert set(section["sanity"]) == set(section["scores"])
+        assert all(-1 <= check["mean_spearman"] <= 1 for check in section["sanity"].values())
+    assert explanations["colour_attention"]["sample"]["images"] == 20
+    shown = project.dvc("metrics", "show", "--json").stdout
+    assert "explanations.json" in shown and "road_combined" in shown  # dvc metrics diff compares them
+    write_up = (project.path / "reports/README.md").read_text()
+    assert f"**Chosen on validation: {choice['method']} at {choice['layer']}" in write_up
+    assert "| null: random | block3 3x3 |" in write_up
+
+
+def test_an_unknown_layer_stops_the_explanations_with_one_line_and_writes_nothing(project):
+    project.repro()
+    before = (project.path / "reports/explanations.json").read_bytes()
+    project.set_params(**{"gradcam.layers": ["block1", "block4"]})
+    try:
+        result = project.run(sys.executable, "-m", "stages.gradcam", check=False)
+    finally:
+        project.git("checkout", "params.yaml")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert errors == ["error: unknown layer 'block4' for airbench: choose one of block1, block2, block3"]
+    assert (project.path / "reports/explanations.json").read_bytes() == before
+    assert not list((project.path / "reports").glob(".*partial*"))
 
 
 def test_a_change_to_the_write_up_reruns_only_the_report(project):
@@ -179,7 +228,7 @@ def test_the_plots_page_renders_in_a_browser_with_vega_from_npm(project, tmp_pat
         for folder in ("reports/cam", "reports/figures")
         for path in (project.path / folder).glob("*.png")
     ]
-    assert len(figures) == 15 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
+    assert len(figures) == 17 and all(int(decoded.get(name, 0)) > 100 for name in figures), decoded
 
 
 @pytest.mark.parametrize("variant, other", [("rgb", "gray"), ("gray", "rgb")])

@@ -38,7 +38,7 @@ CALIBRATION = {
 }
 
 
-def model_metrics(accuracy, mass):
+def model_metrics(accuracy):
     return {
         "accuracy": accuracy,
         "precision": accuracy + 0.001,
@@ -65,7 +65,53 @@ def model_metrics(accuracy, mass):
             },
             "without_tta": {"ece": 0.0222, "mean_confidence": accuracy - 0.03},
         },
-        "cam": {"mass_in_top10pct": mass, "area_above_half": 0.2011, "images": 500},
+    }
+
+
+def interval(mean, half=0.01, **more):
+    return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half} | more
+
+
+def given_explanations(excess=(0.004, -0.002)):
+    """explanations.json for two methods at two layers; `excess`: gray's and RGB's concentration above the null."""
+    layers = {"block2": "7x7", "block3": "3x3", "pixels": "32x32"}
+    scores = {"road_morf": interval(0.31), "road_lerf": interval(0.62), "road_combined": interval(0.31)}
+    scores |= {"deletion": interval(0.22), "insertion": interval(0.58)}
+    section = {
+        "images": 200,
+        "resolution": layers,
+        "scores": {"hirescam": {"block2": scores, "block3": scores}, "smoothgrad": {"pixels": scores}},
+        "nulls": {"random": {"block3": scores | {"road_combined": interval(0.05)}}},
+        "sanity": {
+            "hirescam": {"layer": "block3", "mean_spearman": 0.12},
+            "smoothgrad": {"layer": "pixels", "mean_spearman": 0.41},
+        },
+        "chosen_minus_nulls": {"random": interval(0.26, p=1e-9, holm_p=4e-9)},
+    }
+    diffuse = {"gray": interval(excess[0], 0.002, p=0.03), "rgb": interval(excess[1], 0.003, p=0.4)}
+    diffuse["rgb_minus_gray"] = interval(excess[1] - excess[0], 0.003, p=0.01, holm_p=0.02)
+    return {
+        "choice": {
+            "method": "hirescam",
+            "layer": "block2",
+            "resolution": "7x7",
+            "validation_road_combined": {"gray": 0.301, "rgb": 0.322},
+            "rule": "the highest ROAD LeRF − MoRF on validation images, mean over both models",
+        },
+        "gray": section,
+        "rgb": section,
+        "diffuseness": {"hirescam": {"block2": diffuse}},
+        "colour_attention": {
+            "method": "hirescam",
+            "layer": "block2",
+            "sample": interval(0.61, images=200),
+            "null_other_image": interval(0.21),
+            "sample_above_null": interval(0.40, p=1e-20),
+            "same_call": interval(0.63, images=180),
+            "only_rgb_right": interval(0.48, images=412),
+            "only_gray_right": interval(0.5, images=226),
+            "one_right_minus_same_call": {"difference": -0.14, "p": 1e-5},
+        },
     }
 
 
@@ -83,7 +129,7 @@ def given_run(rgb_accuracy=0.9024, trained=(42,)):
         "accuracy_difference_ci95_low": 0.0125,
         "accuracy_difference_ci95_high": 0.0247,
     }
-    metrics = {"gray": model_metrics(0.8838, 0.2864), "rgb": model_metrics(rgb_accuracy, 0.2770)}
+    metrics = {"gray": model_metrics(0.8838), "rgb": model_metrics(rgb_accuracy)}
     metrics["rgb_vs_gray"] = comparison
     per_seed = {}
     for i, seed in enumerate(trained):  # each further seed 0.3 points more accurate in RGB
@@ -110,7 +156,7 @@ def given_run(rgb_accuracy=0.9024, trained=(42,)):
         "rgb": {"per_class": {name: {"recall": 0.8 + GAINS[name]} for name in CLASSES}, "most_confused_pairs": pairs},
         "class_gains": gains,
     }
-    return metrics, evaluation
+    return metrics, evaluation, given_explanations()
 
 
 LABELS = {"gray": "gray ResNet", "rgb": "RGB ResNet"}
@@ -140,7 +186,16 @@ def test_the_write_up_carries_the_runs_numbers_and_verdicts():
         and "412 images were right only in RGB and 226 only in gray" in text
     )
     assert "McNemar's exact p = 1.8e-13" in text
-    assert "**The maps are diffuse.** **holds** for 2 of 2 models" in text and "28.64% of the map's mass" in text
+    assert "**The maps are diffuse.** **does not hold** for hirescam at block2 (7x7)" in text
+    assert "Above the null: gray ResNet +0.40 points (+0.20 to +0.60, p = 0.03); RGB ResNet -0.20" in text
+    assert "RGB − gray, paired per image: -0.60 (-0.90 to -0.30), Holm p = 0.02, over 200 test images" in text
+    assert "**Chosen on validation: hirescam at block2 (7x7)**" in text and "(gray 0.301, rgb 0.322)" in text
+    assert "On the test images it beats every null at its resolution" in text
+    assert "| hirescam | block3 3x3 | 0.310 (0.300–0.320) | 0.620 (0.610–0.630) |" in text
+    assert "| null: random | block3 3x3 | 0.310 (0.300–0.320) | 0.620 (0.610–0.630) | 0.050 (0.040–0.060) |" in text
+    assert "| 0.580 (0.570–0.590) | 0.12 |" in text and "| smoothgrad | pixels 32x32 |" in text
+    assert "0.61 (0.60 to 0.62) over 200 test images, against 0.21 (0.20 to 0.22) for maps of different" in text
+    assert "Where only RGB is right: 0.48 (0.47 to 0.49) (412 images)" in text
     assert "One training seed shows that these two trained networks differ" in text
     assert "`dvc exp run -S 'seeds=[42,1,2]'`" in text
     animals, vehicles = sum(GAINS[c] for c in seeds.ANIMALS) / 6, (0.01 + 0.0 - 0.01 + 0.0) / 4
@@ -166,8 +221,7 @@ def test_with_several_seeds_the_write_up_tests_the_gap_over_them():
 
 
 def test_a_small_gap_over_seeds_does_not_hold():
-    metrics, evaluation = given_run(rgb_accuracy=0.8838, trained=(42, 1, 2))  # gaps 0, +0.3, +0.6 points
-    text = report.write_up(metrics, evaluation, LABELS, SMOOTHING)
+    text = report.write_up(*given_run(rgb_accuracy=0.8838, trained=(42, 1, 2)), LABELS, SMOOTHING)  # gaps 0 to +0.6
     assert "**RGB is more accurate than gray.** **does not hold** over 3 training seeds" in text
 
 
@@ -188,10 +242,11 @@ def test_a_finding_the_run_overturns_is_marked_so():
     assert "**RGB is more accurate than gray.** **does not hold**: RGB is not ahead" in text
 
 
-def write_run(folder, metrics, evaluation):
+def write_run(folder, metrics, evaluation, explanations):
     (folder / "reports").mkdir()
     (folder / "reports/metrics.json").write_text(json.dumps(metrics))
     (folder / "reports/evaluation.json").write_text(json.dumps(evaluation))
+    (folder / "reports/explanations.json").write_text(json.dumps(explanations))
     shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
 
 
@@ -236,5 +291,5 @@ def test_the_report_stage_writes_the_write_up_whose_figure_links_resolve(stage_r
         f"| {names.model_labels(params.recipes(folder / 'params.yaml'))['gray']} | 88.38%" in text
     )  # labelled by the recipe's arch
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 15 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
+    assert len(links) == 17 and "figures/class_accuracy.png" in links and "cam/rgb_mistakes_cam.png" in links
     assert all((folder / "reports" / link).is_file() for link in links)

@@ -70,6 +70,19 @@ def _class_list(v):
     return ok, f"a non-empty list of CIFAR-10 classes ({', '.join(CLASSES)})"
 
 
+def _block(v):
+    return isinstance(v, str) and re.fullmatch(r"block[1-9][0-9]*", v) is not None
+
+
+def _block_list(v):
+    ok = isinstance(v, list) and v and all(_block(name) for name in v) and len(set(v)) == len(v)
+    return ok, "a non-empty list of distinct blocks, block1 (the shallowest after the first pooling) to block3"
+
+
+def _block_or_auto(v):
+    return v == "auto" or _block(v), "auto (the most faithful on validation) or one of gradcam.layers, e.g. block3"
+
+
 RECIPE = {
     "arch": _choice(tuple(ARCHITECTURES)),
     "widths": _optional(_widths),
@@ -116,12 +129,17 @@ SCHEMA = {
     **{f"train_{variant}": RECIPE for variant in VARIANTS},  # optional keys: only where a variant differs
     "evaluate": {
         "tta": _choice(TTA_MODES),
-        "cam_images": _integer(1),
-        "cam_steps": _integer(1),
         "calibration_bins": _integer(1),
     },
     "gradcam": {
-        "method": _choice(EXPLANATION_METHODS),
+        "method": _choice(("auto", *EXPLANATION_METHODS)),
+        "layers": _block_list,
+        "layer": _block_or_auto,
+        "validation_images": _integer(1),
+        "test_images": _integer(2),
+        "steps": _integer(1),
+        "sanity_images": _integer(1),
+        "grid_images": _integer(1),
         "classes": _class_list,
         "images_per_row": _integer(1),
         "confused_pairs": _integer(1),
@@ -167,6 +185,12 @@ def validate(params, path="params.yaml"):
             if not ok:
                 raise PipelineError(f"{path}: {section}.{key} must be {allowed}, got {values[key]!r}")
     _check_optimizer(params["train"], "train", path)
+    explained = params["gradcam"]
+    if explained["layer"] not in ("auto", *explained["layers"]):
+        raise PipelineError(
+            f"{path}: gradcam.layer {explained['layer']} is not one of gradcam.layers "
+            f"({', '.join(explained['layers'])}): add it there, or set layer: auto"
+        )
     for section in OVERRIDES:
         if params[section]:
             _check_optimizer(params["train"] | params[section], section, path)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cifarcam.explain import cam
+from cifarcam.explain import cam, methods
 from cifarcam.study import metrics
 
 
@@ -19,18 +19,21 @@ def spread(total, count):
 
 
 class Explainer:
-    """One model's predictions on the test set, and its maps for chosen images."""
+    """One model's predictions on the test set (those of the tables: with test-time augmentation), and its maps
+    of the predicted class for chosen images, by one method at one layer (None for a pixel method)."""
 
-    def __init__(self, model, data, method):
-        self.model, self.method = model, method
+    def __init__(self, model, data, probabilities, method, layer):
+        self.model, self.method, self.layer = model, method, layer
         self.images, self.truth, self.classes = data["x_test"], data["y_test"], data["classes"]
-        self.probabilities = model.predict(self.images, batch_size=500, verbose=0)
-        self.predicted = self.probabilities.argmax(axis=1)
+        self.probabilities = probabilities
+        self.predicted = probabilities.argmax(axis=1)
 
     def maps(self, indices):
         if len(indices) == 0:
             return np.zeros((0, *self.images.shape[1:3]), np.float32)
-        return cam.class_activation_maps(self.model, self.images[indices], self.predicted[indices], self.method)
+        return methods.attribution_maps(
+            self.model, self.images[indices], self.predicted[indices], self.method, self.layer
+        )
 
     def cells(self, indices):
         """Overlays with their captions: true → predicted class, confidence."""

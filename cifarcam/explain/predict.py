@@ -1,14 +1,17 @@
-"""Explain your own images: top-3 classes and a class activation map overlay at the original size.
+"""Explain your own images: top-3 classes and an attribution map overlay at the original size.
 
-    python -m cifarcam.predict photo.jpg other.png --model models/rgb/seed42.keras --out predictions
+    python -m cifarcam.predict photo.jpg other.png --model models/rgb/seed42.keras --method hirescam --layer block3
 
-Without --model: the RGB model of the first of params.yaml's `seeds`.
+Without --model: the RGB model of the first of params.yaml's `seeds`. Without --method and --layer: the
+pipeline's choice on validation, as reports/explanations.json records it (hirescam at the last block before
+the first run).
 
 Any size and format OpenCV reads; each image is resized to 32x32 for the model (grayscale or
 RGBA converted: alpha is composited onto white). Overlays are written as <out>/<name>_cam.png.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from cifarcam.core.files import atomic_output
 from cifarcam.core.names import model_path
 from cifarcam.core.params import seeds
 from cifarcam.data.readers import CLASSES
-from cifarcam.explain import cam
+from cifarcam.explain import cam, geometry, methods
 from cifarcam.training import models
 
 
@@ -53,17 +56,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, help="a saved .keras model (default: the first seed's RGB model)")
-    parser.add_argument("--method", choices=EXPLANATION_METHODS, default="gradcam")
+    parser.add_argument("--method", choices=EXPLANATION_METHODS, help="default: the pipeline's choice")
+    parser.add_argument("--layer", help="block1, block2, ... (a map at a layer; default: the pipeline's choice)")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
     model_file = args.model or model_path("rgb", seeds()[0])
+    chosen = pipeline_choice()
+    method = args.method or chosen["method"]
 
     originals = [read_rgb(path) for path in args.images]
     model = models.load(model_file)
     batch = np.stack([model_input(image, model.input_shape[-1]) for image in originals])
     probabilities = model.predict(batch, verbose=0)
     top = np.argsort(-probabilities, axis=1)[:, :3]
-    maps = cam.class_activation_maps(model, batch, top[:, 0], args.method)
+    layer = None
+    if method not in methods.PIXEL_METHODS:
+        layer = geometry.block(model, args.layer or chosen["layer"] or list(geometry.blocks(model))[-1])
+    maps = methods.attribution_maps(model, batch, top[:, 0], method, layer)
     args.out.mkdir(parents=True, exist_ok=True)
     for path, original, ranked, probs, heatmap in zip(args.images, originals, top, probabilities, maps, strict=True):
         height, width = original.shape[:2]
@@ -73,6 +82,14 @@ def main(argv=None):
             cv2.imwrite(str(partial), cv2.cvtColor(cam.overlay(original, full_size), cv2.COLOR_RGB2BGR))
         guesses = ", ".join(f"{CLASSES[k]} {probs[k]:.3f}" for k in ranked)
         print(f"{path}: {guesses} -> {target}")
+
+
+def pipeline_choice(path=Path("reports/explanations.json")):
+    """The method and layer the gradcam stage chose on validation, or HiResCAM at the last block before it ran."""
+    if path.exists():
+        choice = json.loads(path.read_text())["choice"]
+        return {"method": choice["method"], "layer": None if choice["layer"] == "pixels" else choice["layer"]}
+    return {"method": "hirescam", "layer": None}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Figures for the reports: Grad-CAM overlays and mean maps, per-class accuracy, reliability diagrams, confusions.
+"""Figures for the reports: attribution overlays, every method at every layer, mean maps, per-class accuracy,
+reliability diagrams, confusions.
 
 PNGs are sized for reading on a screen and kept small in git: 32-pixel images are drawn with
 nearest-neighbour pixels, which compress several times better than interpolated ones.
@@ -37,6 +38,33 @@ def cam_grid(rows, path, title):
         for axis, (image, caption) in zip(row_axes, cells, strict=False):  # a row may be shorter than the widest
             axis.imshow(image, interpolation="nearest")
             axis.text(0.5, -0.04, caption, transform=axis.transAxes, ha="center", va="top", fontsize=7)
+    _save(figure, path, title)
+
+
+def method_grid(pictures, overlays, columns, path, title):
+    """Every method at every layer on a few images: a row per method, per image its picture then a column per layer.
+
+    pictures: [(image_uint8, caption)], one per image; overlays: {method: {column: [overlay_uint8 per image]}}, where
+    a method without a column (a pixel method at a block, a CAM method at the pixels) leaves that cell blank.
+    """
+    width = 1 + len(columns)
+    figure, axes = plt.subplots(
+        len(overlays), width * len(pictures), figsize=(1.3 * width * len(pictures), 1.45 * len(overlays)), squeeze=False
+    )
+    for axis in axes.flat:
+        axis.axis("off")
+    for row, (method, by_column) in enumerate(overlays.items()):
+        axes[row, 0].text(-0.1, 0.5, method, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=8)
+        for index, (picture, caption) in enumerate(pictures):
+            axes[row, index * width].imshow(picture, interpolation="nearest")
+            if row == 0:
+                axes[row, index * width].set_title(caption, fontsize=7)
+            for offset, column in enumerate(columns, 1):
+                axis = axes[row, index * width + offset]
+                if row == 0:
+                    axis.set_title(column, fontsize=7)
+                if column in by_column:
+                    axis.imshow(by_column[column][index], interpolation="nearest")
     _save(figure, path, title)
 
 

@@ -9,7 +9,6 @@ from cifarcam.study.seeds import ANIMALS
 from cifarcam.study.tables import percent
 
 SIGNIFICANCE = 0.05  # the p below which a difference counts as more than chance
-DIFFUSE_BELOW = 0.5  # a map is diffuse when its top 10% of pixels hold less than this share of its mass
 
 
 def figures(labels, seeds=1):
@@ -26,6 +25,7 @@ def figures(labels, seeds=1):
         ("Cat and dog, right and wrong", "cam/{}_cam.png"),
         ("The worst mistakes between the most confused pairs", "cam/{}_confused_cam.png"),
         ("The mean map of each class over its right calls", "cam/{}_mean_cam.png"),
+        ("Every method at every layer", "cam/{}_methods.png"),
     ]
     sections = [("Accuracy per class, and what colour adds", [("figures/class_accuracy.png", "accuracy per class")])]
     if seeds > 1:
@@ -94,20 +94,28 @@ def most_confused(evaluation, labels):
     )
 
 
-def diffuse_maps(metrics, labels):
+def diffuse_maps(explanations, labels):
+    """The study's "diffuse attention", retested per image against random maps of the same resolution."""
+    choice = explanations["choice"]
+    found = explanations["diffuseness"][choice["method"]][choice["layer"]]
     parts, holds = [], []
     for variant, label in labels.items():
-        cam = metrics[variant]["cam"]
-        holds.append(cam["mass_in_top10pct"] < DIFFUSE_BELOW)
+        excess = found[variant]
+        holds.append(excess["ci95_low"] <= 0)
         parts.append(
-            f"{label}: the top 10% of pixels hold {percent(cam['mass_in_top10pct'])} of the map's mass, and "
-            f"{percent(cam['area_above_half'])} of pixels lie above half the peak ({cam['images']} test images)"
+            f"{label} {_points(excess['mean'])} points ({_points(excess['ci95_low'])} to "
+            f"{_points(excess['ci95_high'])}, p = {excess['p']:.2g})"
         )
+    paired = found["rgb_minus_gray"]
     return (
-        f"**The maps are diffuse.** {_verdict(all(holds))} for {sum(holds)} of {len(holds)} models (rule: "
-        "diffuse while the "
-        f"top 10% of pixels hold less than {100 * DIFFUSE_BELOW:.0f}% of the mass; a uniform map gives 10%, a "
-        "single point 100%). " + "; ".join(parts) + "."
+        f"**The maps are diffuse.** {_verdict(all(holds))} for {choice['method']} at {choice['layer']} "
+        f"({choice['resolution']}), the method chosen on validation (rule: diffuse while the share of the map's mass "
+        "in its top 10% of pixels is not above that of random maps drawn at the same resolution, image by image; "
+        "at a coarse layer even a single hot cell spreads over many pixels, so only a null of the same resolution "
+        f"tells the models from the layer). Above the null: {'; '.join(parts)}; RGB − gray, paired per image: "
+        f"{_points(paired['mean'])} ({_points(paired['ci95_low'])} to {_points(paired['ci95_high'])}), Holm p = "
+        f"{paired['holm_p']:.2g}, over {explanations['gray']['images']} test images. Every method and layer: "
+        "the table under Explanations."
     )
 
 
@@ -134,6 +142,78 @@ def colour_for_animals(metrics, evaluation):
         f"{', '.join(hurt) or 'none'}. RGB's accuracy minus "
         f"gray's per class, largest first (95% CI): {listed}."
     )
+
+
+def explanation_tables(explanations, labels):
+    """Markdown lines: per model, every method × layer and every null, with the four scores and the sanity check."""
+    header = (
+        "| method | layer | ROAD MoRF ↓ | ROAD LeRF ↑ | LeRF − MoRF ↑ | deletion ↓ | insertion ↑ | randomised ρ ↓ |"
+    )
+    lines = []
+    for variant, label in labels.items():
+        section = explanations[variant]
+        lines += ["", f"**{label}** ({section['images']} test images; mean and 95% bootstrap interval)", ""]
+        lines += [header, "|" + "---|" * 8]
+        for group in ("scores", "nulls"):
+            for method, by_layer in section[group].items():
+                for layer, scores in by_layer.items():
+                    name = method if group == "scores" else f"null: {method}"
+                    sanity = section["sanity"].get(method, {})
+                    rho = f"{sanity['mean_spearman']:.2f}" if sanity.get("layer") == layer else ""
+                    cells = [_score(scores[key]) for key in ("road_morf", "road_lerf", "road_combined")]
+                    cells += [_score(scores[key]) for key in ("deletion", "insertion")]
+                    lines.append(f"| {name} | {layer} {section['resolution'][layer]} | {' | '.join(cells)} | {rho} |")
+    return lines
+
+
+def _score(summary):
+    return f"{summary['mean']:.3f} ({summary['ci95_low']:.3f}–{summary['ci95_high']:.3f})"
+
+
+def explanation_notes(explanations, labels):
+    """The chosen method against its nulls, and what colour changes in attention: two paragraphs."""
+    choice = explanations["choice"]
+    parts = []
+    for variant, label in labels.items():
+        against = explanations[variant]["chosen_minus_nulls"]
+        parts.append(
+            f"{label}: "
+            + ", ".join(
+                f"{null} {d['mean']:+.3f} ({d['ci95_low']:+.3f} to {d['ci95_high']:+.3f}, Holm p {d['holm_p']:.2g})"
+                for null, d in against.items()
+            )
+        )
+    beats = all(d["ci95_low"] > 0 for v in labels for d in explanations[v]["chosen_minus_nulls"].values())
+    chosen = (
+        f"**Chosen on validation: {choice['method']} at {choice['layer']} ({choice['resolution']})**, by "
+        f"{choice['rule']} ({', '.join(f'{v} {s:.3f}' for v, s in choice['validation_road_combined'].items())}). "
+        f"On the test images it {'beats' if beats else 'does not beat'} every null at its resolution: its ROAD "
+        f"LeRF − MoRF minus the null's, per image: {'; '.join(parts)}."
+    )
+    colour = explanations["colour_attention"]
+    one = colour["one_right_minus_same_call"] if "one_right_minus_same_call" in colour else None
+    attention = (
+        f"**What colour changes in attention** ({colour['method']} at {colour['layer']}; Spearman's rank correlation "
+        f"between the gray and the RGB map of the same image): {_mean_ci(colour['sample'])} over "
+        f"{colour['sample']['images']} test images, against {_mean_ci(colour['null_other_image'])} for maps of "
+        f"different images (the null: a shared spatial habit); above it by {_mean_ci(colour['sample_above_null'])}, "
+        f"p = {colour['sample_above_null']['p']:.2g}. Where only RGB is right: {_mean_ci(colour['only_rgb_right'])} "
+        f"({colour['only_rgb_right']['images']} images); only gray: {_mean_ci(colour['only_gray_right'])} "
+        f"({colour['only_gray_right']['images']})"
+        + (
+            f"; images with one right call minus those with the same call: {one['difference']:+.3f}, "
+            f"Mann-Whitney p = {one['p']:.2g}."
+            if one
+            else "."
+        )
+    )
+    return [chosen, "", attention]
+
+
+def _mean_ci(summary):
+    if "mean" not in summary:
+        return "too few"
+    return f"{summary['mean']:.2f} ({summary['ci95_low']:.2f} to {summary['ci95_high']:.2f})"
 
 
 def seeds_table(metrics, labels):
@@ -207,7 +287,7 @@ def calibration_note(metrics, labels, label_smoothing):
     )
 
 
-def write_up(metrics, evaluation, labels, label_smoothing):
+def write_up(metrics, evaluation, explanations, labels, label_smoothing):
     """The whole reports/README.md. `labels` maps each variant to its model's name, in the order shown."""
     lines = [
         "# Gray against RGB on CIFAR-10: this run's write-up",
@@ -234,7 +314,7 @@ def write_up(metrics, evaluation, labels, label_smoothing):
         "",
         f"1. {most_confused(evaluation, labels)}",
         f"2. {rgb_against_gray(metrics, labels)}",
-        f"3. {diffuse_maps(metrics, labels)}",
+        f"3. {diffuse_maps(explanations, labels)}",
         f"4. {colour_for_animals(metrics, evaluation)}",
         "",
         "## Over training seeds",
@@ -251,6 +331,21 @@ def write_up(metrics, evaluation, labels, label_smoothing):
         ),
         "",
         calibration_note(metrics, labels, label_smoothing),
+        "",
+        "## Explanations: which method, and does it beat a null",
+        "",
+        *explanation_notes(explanations, labels),
+        *explanation_tables(explanations, labels),
+        "",
+        (
+            "ROAD (Rong et al. 2022): the class probability as pixels are removed, most relevant first (MoRF: a "
+            "faithful map makes it fall) or least relevant first (LeRF: it should stay), removed pixels filled by "
+            "noisy linear imputation; deletion and insertion (Petsiuk et al. 2018): removed to black, or restored "
+            "onto a blurred copy, most relevant first. Each is the area under the curve. The nulls are random maps, "
+            "a centre prior and the image's edges, each drawn at that row's resolution. Randomised ρ: the mean rank "
+            "correlation between the trained model's maps and those after randomising its layers from the top down "
+            "(Adebayo et al. 2018; near 0: the map depends on what the model learned)."
+        ),
         "",
         "## Figures",
     ]

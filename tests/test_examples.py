@@ -1,14 +1,27 @@
+import keras
 import numpy as np
 from pipeline_project import CLASSES
-from test_cam import cam_model, images
 
+from cifarcam.explain import geometry
 from cifarcam.explain.examples import Explainer
 from cifarcam.study import calibration, metrics, plots
 
 
+def small_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.MaxPooling2D()(keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs))
+    features = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="features")(x)
+    logits = keras.layers.Dense(10, name="logits")(keras.layers.GlobalAveragePooling2D()(features))
+    return keras.Model(inputs, keras.layers.Activation("softmax")(logits))
+
+
 def explainer(count=40):
-    truth = np.random.default_rng(1).integers(0, 10, count)
-    return Explainer(cam_model(), {"x_test": images(count), "y_test": truth, "classes": list(CLASSES)}, "gradcam")
+    model, rng = small_model(), np.random.default_rng(1)
+    images, truth = rng.random((count, 32, 32, 3)).astype("float32"), rng.integers(0, 10, count)
+    data = {"x_test": images, "y_test": truth, "classes": list(CLASSES)}
+    probabilities = model.predict(images, verbose=0)
+    return Explainer(model, data, probabilities, "gradcam", geometry.blocks(model)["block1"])
 
 
 def test_the_gallery_shows_the_surest_mistakes_first_in_rows():
@@ -23,6 +36,20 @@ def test_the_gallery_shows_the_surest_mistakes_first_in_rows():
     ]
     assert captions == expected
     assert all(image.shape == (32, 32, 3) and image.dtype == np.uint8 for _, cells in rows for image, _ in cells)
+
+
+def test_the_maps_explain_the_given_predictions_not_the_models_own():
+    shown = explainer(6)
+    given = np.roll(shown.probabilities, 1, axis=1)  # e.g. those with test-time augmentation
+    other = Explainer(
+        shown.model,
+        {"x_test": shown.images, "y_test": shown.truth, "classes": shown.classes},
+        given,
+        "gradcam",
+        shown.layer,
+    )
+    assert (other.predicted == (shown.predicted + 1) % 10).all()
+    assert not np.allclose(other.maps(np.arange(6)), shown.maps(np.arange(6)))
 
 
 def test_a_model_without_mistakes_gets_one_empty_row():

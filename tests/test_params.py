@@ -226,3 +226,11 @@ def test_broken_yaml_is_one_line(tmp_path):
     with pytest.raises(PipelineError, match="not valid YAML") as error:
         params.load_section("download", tmp_path / "params.yaml")
     assert "\n" not in str(error.value)
+
+
+def test_the_layer_of_the_figures_must_be_one_of_the_layers_scored():
+    params.validate(with_value("gradcam.layer", "block3"))
+    wrong = with_value("gradcam.layers", ["block1", "block2"])
+    wrong["gradcam"]["layer"] = "block3"
+    with pytest.raises(PipelineError, match=r"gradcam.layer block3 is not one of gradcam.layers \(block1, block2\)"):
+        params.validate(wrong)

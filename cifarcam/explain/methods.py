@@ -32,7 +32,7 @@ import numpy as np
 from cifarcam.core.backend import keras
 from cifarcam.explain import geometry
 
-STEPS = 32  # Integrated Gradients' midpoints on the path from the black image
+STEPS = 16  # Integrated Gradients' midpoints on the path from the black image (sized to the stage's time budget)
 SAMPLES = 16  # SmoothGrad's noisy copies per image
 NOISE = 0.15  # SmoothGrad's noise sd as a share of the image's range (max - min), the paper's 10-20%
 XGRADCAM_EPSILON = 1e-7  # pytorch-grad-cam's, against an all-zero channel

@@ -47,14 +47,14 @@ def test_scores(model, images, classes, params):
         section[group].setdefault(name, {})[layer] = scoring.summary(per_image)
     for layer in [*params["layers"], scoring.PIXELS]:
         section["resolution"][layer] = scoring.resolution(model, layer)
-    sanity_images = images[: params["sanity_images"]]
+    shown = examples.spread(len(images), params["sanity_images"])  # of every class: the images are sorted by class
     for name in methods.METHODS:
         layer = scoring.PIXELS if name in methods.PIXEL_METHODS else params["layers"][-1]
         start = time.perf_counter()
         check = sanity.cascading_randomisation(
             model,
             lambda randomised, name=name, layer=layer: methods.attribution_maps(
-                randomised, sanity_images, classes[: len(sanity_images)], name, scoring.target(randomised, layer)
+                randomised, images[shown], classes[shown], name, scoring.target(randomised, layer)
             ),
             seed=0,
         )
@@ -73,7 +73,7 @@ def against_nulls(scores, chosen, seed=0):
     return found
 
 
-def retested_diffuseness(models, images, maps, params):
+def retested_diffuseness(models, images, maps):
     """Per candidate: each model's concentration above random maps at its resolution, gray and RGB paired."""
     section, p_values = {}, {}
     for candidate in maps["gray"]:
@@ -120,7 +120,7 @@ def assess(models, data, params, predictions):
     adjusted = holm([section[variant]["chosen_minus_nulls"][null]["p"] for variant, null in tested])
     for (variant, null), p in zip(tested, adjusted, strict=True):
         section[variant]["chosen_minus_nulls"][null]["holm_p"] = p
-    section["diffuseness"] = retested_diffuseness(models, images, maps, params)
+    section["diffuseness"] = retested_diffuseness(models, images, maps)
     section["colour_attention"] = colour_attention(models, data, probabilities, picked, chosen)
     return section, chosen
 
